@@ -1,0 +1,64 @@
+"""Where a chapter reads its data from, by profile: the real dataset (``paper``) or esclib's synthetic world (``quick``).
+
+Every chapter calls :func:`load_dataset` with its ``profile`` and optional ``data_root`` parameter, so that the same
+notebook runs on the real data (downloaded with ``esc data download``) or, on a machine without it, on the synthetic
+world in the same layout (generated once with :func:`esclib.data.synth.generate` and kept under
+:func:`esclib.paths.data_dir`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from esclib import paths
+from esclib.data.clips import ClipSet
+
+#: the dataset folder each name reads (ESC-10 lives inside ESC-50)
+_FOLDER = {"esc50": "ESC-50", "esc10": "ESC-50", "us8k": "UrbanSound8K", "escus": "ESC-US",
+           "dcase2013": "DCASE2013-SCD", "audioset-mini": "audioset-mini"}
+#: the synthetic world that stands in for each dataset in the quick profile
+_SYNTH = {"esc50": "esc50", "esc10": "esc50", "us8k": "us8k", "escus": "escus", "audioset-mini": "audioset-mini"}
+PROFILES = ("quick", "paper")
+
+
+def dataset_root(name: str, profile: str, data_root: str | Path | None = None, seed: int = 0) -> Path:
+    """The folder holding dataset ``name`` for a chapter run.
+
+    ``data_root`` when given; else, in the ``paper`` profile, the real dataset under ``data_dir()``; else, in the
+    ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from ``seed``).
+    """
+    if name not in _FOLDER:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_FOLDER)}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    if data_root is not None:
+        root = Path(data_root).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(f"data_root {root} does not exist (dataset {name!r})")
+        return root
+    if profile == "paper":
+        root = paths.data_dir() / _FOLDER[name]
+        if not root.exists():
+            raise FileNotFoundError(
+                f"the real {name!r} dataset is not at {root}. Download it with `esc data download {name} --root "
+                f"{root}` (see the README, 'Real data'), pass data_root=..., or run with profile='quick' to use "
+                f"the synthetic world instead."
+            )
+        return root
+    if name not in _SYNTH:
+        raise ValueError(f"no synthetic world stands in for {name!r}; run it with profile='paper' on the real data")
+    from esclib.data import synth
+
+    synth_name = _SYNTH[name]
+    root = paths.data_dir() / f"synth-quick-seed{seed}" / synth_name
+    if not (root / ".complete").exists():
+        synth.generate(synth_name, root, size="quick", seed=seed)
+        (root / ".complete").touch()
+    return root
+
+
+def load_dataset(name: str, profile: str, data_root: str | Path | None = None, seed: int = 0) -> ClipSet:
+    """The :class:`ClipSet` of dataset ``name`` for a chapter run (see :func:`dataset_root`)."""
+    from esclib.data import registry
+
+    return registry.load(name, dataset_root(name, profile, data_root, seed))

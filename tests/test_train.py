@@ -1,0 +1,99 @@
+"""The shared training loop: it learns, resumes from its checkpoint, stops early and accumulates gradients."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from esclib.train import EarlyStopping, fit, predict
+
+
+def _problem(seed=0, n=64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    idx = torch.arange(n)
+    return TensorDataset(x, y, idx)
+
+
+def _loader(ds, batch_size=16):
+    return DataLoader(ds, batch_size=batch_size, shuffle=False)
+
+
+def test_fit_learns_a_separable_problem():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    ds = _problem()
+    hist = fit(model, _loader(ds), epochs=30, optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
+               loss_fn=nn.functional.cross_entropy, val_loader=_loader(ds), progress=False)
+    assert len(hist.epochs) == 30
+    assert hist.epochs[-1]["val_acc"] >= 0.95
+    assert hist.epochs[-1]["loss"] < hist.epochs[0]["loss"]
+    scores, targets = predict(model, _loader(ds))
+    assert scores.shape == (64, 2) and abs(scores.sum(1) - 1).max() < 1e-5
+    assert (targets == ds.tensors[1].numpy()).all()
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    ds = _problem()
+
+    def run(epochs, ckpt):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 2)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6)
+        fit(model, _loader(ds), epochs=epochs, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy,
+            checkpoint=ckpt, progress=False)
+        return model, opt
+
+    straight, _ = run(6, tmp_path / "a.pt")
+    run(3, tmp_path / "b.pt")  # "interrupted" after 3 epochs
+    resumed, opt = run(6, tmp_path / "b.pt")
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # cosine schedule reached its end
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 5
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    stopper = EarlyStopping(patience=2, monitor="val_loss", mode="min")
+    values = iter([0.9, 0.5, 0.7, 0.8, 0.1])
+    best_weights = {}
+
+    def val_fn(model, loader, device):
+        v = next(values)
+        if v == 0.5:
+            best_weights["w"] = copy.deepcopy(model.weight.detach())
+        return {"val_loss": v}
+
+    model = nn.Linear(4, 2)
+    ds = _problem()
+    hist = fit(model, _loader(ds), epochs=10, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+               loss_fn=nn.functional.cross_entropy, val_loader=[], val_fn=val_fn, early_stopping=stopper,
+               progress=False)
+    assert [r["val_loss"] for r in hist.epochs] == [0.9, 0.5, 0.7, 0.8]
+    assert hist.stopped_early and stopper.best_epoch == 2
+    assert torch.equal(model.weight.detach(), best_weights["w"])
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    ds = _problem(n=32)
+
+    def one_step(batch_size, accumulate):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 2)
+        fit(model, _loader(ds, batch_size), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            loss_fn=nn.functional.cross_entropy, accumulate=accumulate, progress=False)
+        return model.weight.detach()
+
+    assert torch.allclose(one_step(32, 1), one_step(8, 4), atol=1e-6)
+
+
+def test_fit_rejects_ambiguous_arguments():
+    model = nn.Linear(4, 2)
+    with pytest.raises(ValueError, match="exactly one of loss_fn"):
+        fit(model, [], epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    with pytest.raises(KeyError, match="val_acc"):
+        EarlyStopping(monitor="val_acc", mode="max").update({"val_loss": 1.0})
