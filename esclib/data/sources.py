@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from esclib import paths
+from esclib.data import registry
 from esclib.data.clips import ClipSet
 
-#: the dataset folder each name reads (ESC-10 lives inside ESC-50)
-_FOLDER = {"esc50": "ESC-50", "esc10": "ESC-50", "us8k": "UrbanSound8K", "escus": "ESC-US",
-           "dcase2013": "DCASE2013-SCD", "audioset-mini": "audioset-mini"}
 #: the synthetic world that stands in for each dataset in the quick profile
 _SYNTH = {"esc50": "esc50", "esc10": "esc50", "us8k": "us8k", "escus": "escus", "audioset-mini": "audioset-mini"}
 PROFILES = ("quick", "paper")
@@ -27,8 +25,8 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
     ``data_root`` when given; else, in the ``paper`` profile, the real dataset under ``data_dir()``; else, in the
     ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from ``seed``).
     """
-    if name not in _FOLDER:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_FOLDER)}")
+    if name not in registry.names():
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(registry.names())}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
     if data_root is not None:
@@ -37,7 +35,7 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
             raise FileNotFoundError(f"data_root {root} does not exist (dataset {name!r})")
         return root
     if profile == "paper":
-        root = paths.data_dir() / _FOLDER[name]
+        root = registry.default_root(name)
         if not root.exists():
             raise FileNotFoundError(
                 f"the real {name!r} dataset is not at {root}. Download it with `esc data download {name} --root "
@@ -59,6 +57,4 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
 
 def load_dataset(name: str, profile: str, data_root: str | Path | None = None, seed: int = 0) -> ClipSet:
     """The :class:`ClipSet` of dataset ``name`` for a chapter run (see :func:`dataset_root`)."""
-    from esclib.data import registry
-
     return registry.load(name, dataset_root(name, profile, data_root, seed))

@@ -194,7 +194,7 @@ def fit(
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             n_batches += 1
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         if n_batches % accumulate:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -1,9 +1,9 @@
 """Optimisers and learning-rate schedules of study 000's Table 4: SGD, Adam(W) and Ranger, under cosine annealing.
 
 Ranger (Wright 2019) is RAdam (Liu et al. 2020, ``torch.optim.RAdam``) wrapped in Lookahead (Zhang et al. 2019,
-"Lookahead Optimizer: k steps forward, 1 step back"): the inner ("fast") optimiser takes ``k`` steps, then the slow
-weights move towards the fast ones by ``alpha`` and the fast weights restart from the slow ones. Lookahead is small,
-so it is written here rather than pulled in from another package.
+"Lookahead Optimizer: k steps forward, 1 step back"): the inner ("fast") optimiser takes ``k`` steps, then the
+slow weights move towards the fast ones by ``alpha`` and the fast weights restart from the slow ones. Lookahead is
+small, so it is written here rather than pulled in from another package.
 """
 
 from __future__ import annotations

@@ -1,0 +1,63 @@
+"""Wall time of each chapter (from its executed copy's papermill metadata) and of the HTML build.
+
+    python benchmarks/bench_book.py            # chapters as last executed, then time `esc book --skip-run`
+    python benchmarks/bench_book.py --run      # execute every chapter in quick first (`esc book --profile quick`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from esclib.runner.book import toc_chapters
+from esclib.runner.execute import CHAPTERS_DIR, find_root
+
+
+def chapter_seconds(root: Path) -> list[tuple[str, str, float | None]]:
+    """(chapter, profile, seconds) of each chapter of ``_toc.yml``, from its executed copy (None if absent)."""
+    rows = []
+    for stem in toc_chapters(root / "_toc.yml"):
+        path = root / CHAPTERS_DIR / f"{stem}.ipynb"
+        if not path.is_file():
+            rows.append((stem, "-", None))
+            continue
+        meta = nbformat.read(path, as_version=4).metadata
+        rows.append((stem, meta.get("papermill", {}).get("parameters", {}).get("profile", "?"),
+                     meta.get("papermill", {}).get("duration")))
+    return rows
+
+
+def timed(command: list[str], root: Path) -> tuple[int, float]:
+    """Exit status and wall time of ``command`` run in ``root``."""
+    start = time.perf_counter()
+    status = subprocess.run(command, cwd=root, stdout=subprocess.DEVNULL).returncode
+    return status, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="store_true", help="execute every chapter in quick first")
+    args = parser.parse_args()
+    root = find_root()
+    esc = str(Path(sys.executable).parent / "esc")
+    if args.run:
+        status, seconds = timed([esc, "book", "--profile", "quick", "--no-progress"], root)
+        print(f"esc book --profile quick: {seconds:.1f} s (exit {status})")
+    total = 0.0
+    print(f"{'chapter':<20} {'profile':<8} {'wall time':>10}")
+    for stem, profile, seconds in chapter_seconds(root):
+        total += seconds or 0.0
+        print(f"{stem:<20} {profile:<8} {'missing' if seconds is None else f'{seconds:9.1f}s':>10}")
+    print(f"{'chapters':<29} {total:9.1f}s")
+    status, seconds = timed([esc, "book", "--skip-run"], root)
+    print(f"{'book build (--skip-run)':<29} {seconds:9.1f}s  exit {status}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``esc data``: download the real datasets, verify a dataset folder, generate a synthetic one.
+
+    esc data download NAME [--root DIR] [--keep-archives]
+    esc data verify NAME [--root DIR] [--level exists|header|decode]
+    esc data synth NAME --root DIR [--size quick|full] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from esclib.data import registry
+from esclib.data.audio import CHECK_LEVELS
+
+
+def _download(args: argparse.Namespace) -> int:
+    from esclib.data.download import DownloadError, download_dataset
+
+    try:
+        root = download_dataset(args.name, args.root, keep_archives=args.keep_archives)
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is in {root}; check it with `esc data verify {args.name} --root {root}`")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from esclib.data.verify import verify_dataset
+
+    report = verify_dataset(args.name, args.root, level=args.level)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from esclib.data import synth
+
+    print(synth.generate(args.name, args.root, size=args.size, seed=args.seed))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command group to the ``esc`` parser."""
+    parser = subparsers.add_parser("data", help="datasets: download, verify, generate synthetic ones")
+    commands = parser.add_subparsers(dest="data_command", required=True)
+    downloadable = [n for n in registry.names() if registry.spec(n).remotes is not None]
+
+    download = commands.add_parser("download", help="download, check (md5) and unpack a dataset; resumes")
+    download.add_argument("name", choices=downloadable)
+    download.add_argument("--root", type=Path, default=None, help="dataset folder (default: under $ESCLIB_DATA)")
+    download.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
+    download.set_defaults(func=_download)
+
+    check = commands.add_parser("verify", help="clips per fold and class, and every missing or unreadable file; "
+                                               "exit status 1 when there is a problem")
+    check.add_argument("name", choices=registry.names())
+    check.add_argument("--root", type=Path, default=None, help="dataset folder (default: under $ESCLIB_DATA)")
+    check.add_argument("--level", choices=CHECK_LEVELS, default="decode",
+                       help="exists: files present; header: headers readable and complete; decode: whole files "
+                            "decode (default)")
+    check.set_defaults(func=_verify)
+
+    synth = commands.add_parser("synth", help="generate a synthetic dataset in the real dataset's layout")
+    synth.add_argument("name")
+    synth.add_argument("--root", type=Path, required=True, help="folder to write the dataset into")
+    synth.add_argument("--size", default="quick", help="quick (default) or full (see esclib.data.synth.SIZES)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=_synth)

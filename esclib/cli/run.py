@@ -1,0 +1,175 @@
+"""``esc run``, ``esc book`` and ``esc results``: execute chapters, build the book, print the results.
+
+Examples::
+
+    esc run 01_pann_transfer --profile paper -p lr 1e-4       # one run into book/chapters/01_pann_transfer.ipynb
+    esc run 01_pann_transfer --folds 1-5                       # one run per fold, resumable
+    esc run 03_cae --sweep batch_size 16,32,64
+    esc book --profile quick                                   # every chapter, then the strict HTML build
+    esc results pann_transfer --format csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from esclib.runner.spec import PROFILES, parse_folds
+
+FORMATS = ("table", "csv", "json")
+
+
+def _error(command: str, message: str) -> int:
+    print(f"esc {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _enter_root(args: argparse.Namespace) -> Path:
+    """The repository root (``--root`` or found upwards from here), made the working directory so that the
+    results store, the kernels and the book agree on ``./results``."""
+    from esclib.runner.execute import find_root
+
+    root = Path(args.root).resolve() if args.root else find_root()
+    os.chdir(root)
+    return root
+
+
+def _named_values(pairs: list[list[str]], option: str, split: bool = False) -> dict[str, Any]:
+    from esclib.runner.execute import literal
+
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in values:
+            raise ValueError(f"{option} {name} given twice")
+        if name == "profile":
+            raise ValueError(f"use --profile, not {option} profile")
+        values[name] = [literal(t) for t in text.split(",")] if split else literal(text)
+    return values
+
+
+def _print_results(experiment: str | None, profile: str, fmt: str = "table") -> None:
+    import pandas as pd
+
+    from esclib.results import ResultsStore
+
+    table = ResultsStore.for_profile(profile).aggregate(experiment)
+    if fmt == "csv":
+        print(table.to_csv(index=False), end="")
+    elif fmt == "json":
+        print(table.to_json(orient="records", indent=1))
+    elif table.empty:
+        print(f"no finished runs{f' of {experiment}' if experiment else ''} in {ResultsStore.for_profile(profile)}")
+    else:
+        with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200,
+                               "display.max_colwidth", 60):
+            print(table.to_string(index=False))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``esc run``: validate, then execute one notebook or a sweep of it."""
+    from esclib.runner.execute import CHAPTERS_DIR, check_request, execute, find_notebook
+    from esclib.runner.specs import get_spec
+    from esclib.runner.sweep import run_sweep
+
+    notebook = str(Path(args.notebook).resolve()) if Path(args.notebook).suffix == ".ipynb" else args.notebook
+    output = Path(args.output).resolve() if args.output else None
+    root = _enter_root(args)
+    try:
+        source = find_notebook(notebook, root)
+        params = _named_values(args.param, "-p")
+        sweeps = _named_values(args.sweep, "--sweep", split=True)
+        if args.folds is not None:
+            folds = parse_folds(args.folds)
+            if folds == "all":
+                params["folds"] = "all"
+            else:
+                sweeps["folds"] = list(folds)
+        overlap = sorted(set(params) & set(sweeps))
+        if overlap:
+            raise ValueError(f"parameter(s) {overlap} both set with -p and swept")
+        out_dir = output or root / CHAPTERS_DIR
+        if not sweeps:
+            check_request(source, args.profile, params)
+    except ValueError as err:
+        return _error("run", str(err))
+    progress = not args.no_progress
+    if sweeps:
+        try:
+            executions = run_sweep(source, out_dir / "sweeps" / source.stem, params, sweeps, profile=args.profile,
+                                   root=root, run=execute, force=args.force, progress=progress)
+        except ValueError as err:
+            return _error("run", str(err))
+    else:
+        executions = [execute(source, out_dir / f"{source.stem}.ipynb", params, profile=args.profile, root=root,
+                              progress=progress, force=args.force)]
+    for e in executions:
+        state = f"done in {e.seconds:.1f} s -> {e.output}" if e.ok else f"FAILED; copy kept out of the book: {e.output}"
+        print(f"[esc] {source.stem} {state}")
+        if not e.ok:
+            print(e.error, file=sys.stderr)
+    spec = get_spec(source.stem)
+    if sweeps and spec is not None and spec.experiment:
+        _print_results(spec.experiment, args.profile)
+    return 1 if any(not e.ok for e in executions) else 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    """``esc book``: execute every chapter and build the HTML strictly."""
+    from esclib.runner.book import build_book
+
+    toc = Path(args.toc).resolve() if args.toc else None
+    root = _enter_root(args)
+    return build_book(root, profile=args.profile, skip_run=args.skip_run, toc=toc, progress=not args.no_progress,
+                      force=args.force)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """``esc results``: the aggregated results beside the studies' numbers."""
+    from esclib.results.studies import EXPERIMENTS
+
+    if args.experiment is not None and args.experiment not in EXPERIMENTS:
+        return _error("results", f"unknown experiment {args.experiment!r}; experiments: {', '.join(EXPERIMENTS)}")
+    _enter_root(args)
+    _print_results(args.experiment, args.profile, args.format)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``book`` and ``results`` to the ``esc`` command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", choices=PROFILES, default="quick",
+                        help="quick: synthetic data, CPU, minutes; paper: the study's protocol (default: quick)")
+    common.add_argument("--root", help="repository root (default: the folder holding _config.yml, found upwards)")
+    execution = argparse.ArgumentParser(add_help=False)
+    execution.add_argument("--force", action="store_true",
+                           help="re-compute finished results (and sweep settings) instead of reusing them")
+    execution.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    run = subparsers.add_parser("run", parents=[common, execution], help="execute a chapter notebook with papermill",
+                                description="Execute notebooks/NOTEBOOK.ipynb into book/chapters/ (a sweep into "
+                                            "book/chapters/sweeps/NOTEBOOK/).")
+    run.add_argument("notebook", help="chapter stem (01_pann_transfer) or path of a notebook")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a parameter (value read as a Python literal, else text); repeatable")
+    run.add_argument("--folds", help="one run per fold: '1-5', '1,3,5' (a sweep) or 'all' (one run over all folds)")
+    run.add_argument("--sweep", nargs=2, action="append", default=[], metavar=("NAME", "V1,V2"),
+                     help="one run per value of parameter NAME; repeatable (runs every combination)")
+    run.add_argument("--output", help="folder of the executed copies (default: book/chapters)")
+    run.set_defaults(func=cmd_run)
+
+    book = subparsers.add_parser("book", parents=[common, execution], help="execute every chapter, then build the HTML book",
+                                 description="Execute every chapter of _toc.yml and build the book strictly "
+                                             "(jupyter-book -W -n) into _build/html.")
+    book.add_argument("--skip-run", action="store_true", help="build from the executed copies already there")
+    book.add_argument("--toc", help="table of contents to build (default: _toc.yml)")
+    book.set_defaults(func=cmd_book)
+
+    results = subparsers.add_parser("results", parents=[common], help="print aggregated results",
+                                    description="Mean ± std over folds of every metric, beside the studies' "
+                                                "published numbers.")
+    results.add_argument("experiment", nargs="?", help="pann_transfer, fixmatch, cae, npid or ssl (default: all)")
+    results.add_argument("--format", choices=FORMATS, default="table")
+    results.set_defaults(func=cmd_results)

@@ -1,0 +1,120 @@
+"""Generating a synthetic world on disk: sizes, difficulty, resumable parallel rendering (:func:`generate`)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from esclib.data.synth import classes
+from esclib.data.synth.files import write_text
+from esclib.data.synth.worlds import (LAYOUT_FILES, Difficulty, Job, Plan, plan_audioset, plan_esc50, plan_escus,
+                                      plan_us8k, render_job)
+
+#: bump when a change to the generators changes what a seed produces (recorded in each tree's manifest)
+WORLD_VERSION = 1
+
+DATASETS: tuple[str, ...] = ("esc50", "us8k", "escus", "audioset-mini")
+
+_ESC10_CLASSES = tuple(c for c in classes.ESC50 if c.name in classes.ESC10)
+
+#: what each size holds: ``tiny`` (tests), ``quick`` (the quick profile), ``full`` (real-dataset order of size)
+SIZES: dict[str, dict[str, dict]] = {
+    "esc50": {"tiny": dict(classes=_ESC10_CLASSES[:2], clips_per_class=5),
+              "quick": dict(classes=_ESC10_CLASSES, clips_per_class=40),
+              "full": dict(classes=classes.ESC50, clips_per_class=40)},
+    "us8k": {"tiny": dict(classes=classes.US8K[:2], sources_per_fold=1, max_occurrences=1, max_slices=2),
+             "quick": dict(sources_per_fold=3, max_occurrences=2, max_slices=3),
+             "full": dict(sources_per_fold=10, max_occurrences=3, max_slices=6)},
+    "escus": {"tiny": dict(n_clips=12), "quick": dict(n_clips=600), "full": dict(n_clips=10_000)},
+    "audioset-mini": {"tiny": dict(n_clips=20), "quick": dict(n_clips=1_500), "full": dict(n_clips=20_000)},
+}
+
+#: how hard each world is (calibrated with :mod:`esclib.data.synth.calibrate` on the quick ESC-50)
+DIFFICULTY: dict[str, Difficulty] = {
+    "esc50": Difficulty(snr_db=(0.0, 18.0), distractors=(0, 1), distractor_db=(-16.0, -6.0)),
+    "us8k": Difficulty(snr_db=(3.0, 20.0), distractors=(0, 1), distractor_db=(-16.0, -6.0)),
+    "escus": Difficulty(snr_db=(0.0, 20.0), widen=1.4),
+    "audioset-mini": Difficulty(snr_db=(3.0, 25.0), widen=1.5),
+}
+
+_PLANNERS = {"esc50": plan_esc50, "us8k": plan_us8k, "escus": plan_escus, "audioset-mini": plan_audioset}
+MANIFEST = ".esclib-synth.json"
+
+
+def plan(name: str, root: str | Path, size: str = "quick", seed: int = 0) -> Plan:
+    """The jobs and metadata of synthetic world ``name`` at ``size`` for ``seed`` (nothing is written)."""
+    if name not in _PLANNERS:
+        raise ValueError(f"unknown synthetic dataset name={name!r}; expected one of {DATASETS}")
+    if size not in SIZES[name]:
+        raise ValueError(f"unknown size={size!r} for {name!r}; expected one of {tuple(SIZES[name])}")
+    return _PLANNERS[name](Path(root).resolve(), int(seed), difficulty=DIFFICULTY[name], **SIZES[name][size])
+
+
+def _done(job: Job) -> bool:
+    return all(os.path.exists(out.path) for out in job.outputs)
+
+
+def _render_all(jobs: list[Job], workers: int, desc: str, progress: bool) -> None:
+    bar = tqdm(total=len(jobs), desc=desc, unit="rec", disable=not progress)
+    if workers <= 1 or len(jobs) < 8:
+        for job in jobs:
+            render_job(job)
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for _ in pool.map(render_job, jobs, chunksize=max(1, len(jobs) // (workers * 16))):
+                bar.update()
+    bar.close()
+
+
+def _remove_world(root: Path, dataset: str) -> None:
+    """Delete the files of synthetic world ``dataset`` under ``root`` (and unfinished temporary files)."""
+    for pattern in LAYOUT_FILES[dataset]:
+        for path in root.glob(pattern):
+            path.unlink()
+    for path in root.rglob(".*.tmp"):
+        path.unlink()
+
+
+def generate(name: str, root: str | Path, size: str = "quick", seed: int = 0, *, workers: int | None = None,
+             overwrite: bool = False, progress: bool = True) -> Path:
+    """Write synthetic world ``name`` (``esc50``, ``us8k``, ``escus``, ``audioset-mini``) under ``root`` in the real
+    dataset's layout, deterministically from ``seed``; returns ``root``.
+
+    Resumable: a tree already complete for the same (name, size, seed, generator version) is left as it is; an
+    interrupted one is finished (files are written atomically, so existing ones are whole); one made by another
+    generator version is replaced. ``root`` must be empty or hold a synthetic world (its manifest
+    ``.esclib-synth.json``); another world (dataset, size or seed) there is an error unless ``overwrite=True``,
+    which deletes that world's files first. ``workers`` processes render (default: the CPU count).
+    """
+    root = Path(root).expanduser().resolve()
+    spec = dict(dataset=name, size=size, seed=int(seed), version=WORLD_VERSION)
+    the_plan = plan(name, root, size, seed)
+    manifest = root / MANIFEST
+    if manifest.exists():
+        previous = json.loads(manifest.read_text())
+        complete = previous.pop("complete", False)
+        if previous == spec and complete:
+            return root
+        if any(previous.get(key) != spec[key] for key in ("dataset", "size", "seed")) and not overwrite:
+            raise FileExistsError(f"{root} holds the synthetic world {previous}, not {spec}; pass overwrite=True "
+                                  f"to replace it, or choose another root")
+        if previous != spec:
+            _remove_world(root, previous["dataset"])
+    elif root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty and holds no synthetic world ({MANIFEST} missing); refusing to "
+                              f"write into it: choose an empty or new folder")
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(manifest, json.dumps(dict(spec, complete=False), indent=1))
+    todo = [job for job in the_plan.jobs if not _done(job)]
+    _render_all(todo, workers or os.cpu_count() or 1, f"synth {name} ({size})", progress)
+    for rel, text in the_plan.metadata.items():
+        write_text(root / rel, text)
+    write_text(manifest, json.dumps(dict(spec, complete=True), indent=1))
+    return root

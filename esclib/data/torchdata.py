@@ -1,0 +1,181 @@
+"""torch Datasets and DataLoaders over cached waveforms: one view of a clip, or two augmented views (chapters 4-5).
+
+Every random choice of an item -- its crop, and the torch random numbers its ``transform`` draws -- comes from a
+generator seeded by ``(seed, epoch, index, view)``: runs repeat exactly, workers never repeat each other's crops,
+and each epoch draws new ones. :class:`EpochSampler` hands the epoch to the dataset with each index, so this holds
+with any number of (persistent) workers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from esclib.data.audio import fix_length
+from esclib.data.cache import cached_waveforms
+from esclib.data.clips import ClipSet
+from esclib.data.splits import assert_trainable
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+Key = int | tuple[int, int]
+
+
+class WaveformDataset(Dataset):
+    """Items ``(wave, target, index)`` from rows of ``waves`` (e.g. :func:`~esclib.data.cache.cached_waveforms`).
+
+    ``wave`` is a float32 tensor of ``crop_samples`` samples (a random crop when ``train``, else the centre crop;
+    the whole row when None), passed through ``transform`` if given. ``target`` is an int (1-D ``targets``) or a
+    float32 multi-hot tensor (2-D ``targets``). ``rows`` maps item i to row ``rows[i]`` of ``waves`` (default: row
+    i), so splits can share one cached array. An item is ``dataset[i]`` (epoch :meth:`set_epoch`) or
+    ``dataset[(i, epoch)]``.
+    """
+
+    def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, crop_samples: int | None = None,
+                 train: bool = False, transform: Transform | None = None, seed: int = 0,
+                 rows: Sequence[int] | np.ndarray | None = None) -> None:
+        self.rows = np.arange(len(waves)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.targets = np.asarray(targets)
+        if len(self.targets) != len(self.rows):
+            raise ValueError(f"targets has {len(self.targets)} entries for {len(self.rows)} waveforms")
+        if crop_samples is not None and crop_samples <= 0:
+            raise ValueError(f"crop_samples must be positive, got {crop_samples}")
+        self.waves, self.crop_samples, self.train = waves, crop_samples, train
+        self.transform, self.seed, self.epoch = transform, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch used by plain integer indexing."""
+        self.epoch = epoch
+
+    def _split_key(self, key: Key) -> tuple[int, int]:
+        return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), self.epoch)
+
+    def _target(self, index: int) -> int | torch.Tensor:
+        target = self.targets[index]
+        return torch.as_tensor(target, dtype=torch.float32) if self.targets.ndim == 2 else int(target)
+
+    def view(self, index: int, epoch: int, view: int = 0) -> torch.Tensor:
+        """Item ``index``'s wave at ``epoch``, drawn with the generator of ``(seed, epoch, index, view)``."""
+        rng = np.random.default_rng([self.seed, epoch, index, view])
+        wave = np.asarray(self.waves[self.rows[index]], dtype=np.float32)
+        if self.crop_samples is not None:
+            wave = fix_length(wave, self.crop_samples, rng if self.train else None)
+        tensor = torch.from_numpy(np.array(wave, dtype=np.float32))
+        if self.transform is None:
+            return tensor
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2 ** 63)))
+            return self.transform(tensor)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int | torch.Tensor, int]:
+        index, epoch = self._split_key(key)
+        return self.view(index, epoch), self._target(index), index
+
+    def __getstate__(self) -> dict:
+        """Pickle a memmap as its file (workers re-map it) instead of copying the array."""
+        state = self.__dict__.copy()
+        if (isinstance(self.waves, np.memmap) and self.waves.filename is not None
+                and np.load(self.waves.filename, mmap_mode="r").shape == self.waves.shape):
+            state["waves"] = ("memmap", self.waves.filename)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["waves"], tuple):
+            state["waves"] = np.load(state["waves"][1], mmap_mode="r")
+        self.__dict__.update(state)
+
+
+class TwoViewDataset(WaveformDataset):
+    """Items ``(view1, view2, target, index)``: two independent random crops of a clip, each through
+    ``transform`` with its own random numbers (SimCLR-style positives, chapters 4-5)."""
+
+    def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, transform: Transform,
+                 crop_samples: int | None = None, seed: int = 0, rows: Sequence[int] | np.ndarray | None = None
+                 ) -> None:
+        super().__init__(waves, targets, crop_samples=crop_samples, train=True, transform=transform, seed=seed,
+                         rows=rows)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, int]:
+        index, epoch = self._split_key(key)
+        return self.view(index, epoch, 0), self.view(index, epoch, 1), self._target(index), index
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, epoch)``: shuffled by ``(seed, epoch)`` when ``shuffle``; each pass counts one epoch."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0) -> None:
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch of the next pass."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = (np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle
+                 else np.arange(self.size))
+        return iter([(int(i), epoch) for i in order])
+
+
+def collate(items: list[tuple]) -> tuple:
+    """Stack a batch field by field: tensors with ``numpy.stack`` (a plain copy; ``torch.stack`` runs on torch's
+    thread pool, 100x slower on 2 busy cores, see ``benchmarks/bench_data.py``), numbers as a tensor."""
+    return tuple(torch.from_numpy(np.stack([value.numpy() for value in field])) if torch.is_tensor(field[0])
+                 else torch.as_tensor(field) for field in zip(*items))
+
+
+def clip_targets(clips: ClipSet) -> np.ndarray:
+    """Class indices (single-label) or a float32 multi-hot matrix from the ``labels`` column (multi-label)."""
+    if not clips.multi_label:
+        return clips.targets
+    multi_hot = np.zeros((len(clips), clips.num_classes), dtype=np.float32)
+    for row, labels in enumerate(clips.table["labels"]):
+        multi_hot[row, list(labels)] = 1.0
+    return multi_hot
+
+
+def clip_loader(clips: ClipSet, sample_rate: int, *, train: bool, batch_size: int, crop_seconds: float | None = None,
+                transform: Transform | None = None, seed: int = 0, num_workers: int = 0,
+                drop_last: bool | None = None, views: int = 1, pool: ClipSet | None = None,
+                seconds: float | None = None, cache_dir: str | None = None, progress: bool = True) -> DataLoader:
+    """A DataLoader over the cached waveforms of ``clips`` at ``sample_rate``.
+
+    ``train``: shuffle each epoch, random crops, drop the last partial batch (unless ``drop_last`` says otherwise),
+    and refuse clips a split marked as test (:func:`~esclib.data.splits.assert_trainable`). ``views=2`` yields
+    :class:`TwoViewDataset` items. ``pool``: the whole dataset the clips were cut from; its single cache then
+    serves every split and fold (no per-split cache files). ``seconds``: length of the cached waveforms (default
+    ``clips.clip_seconds``), from which ``crop_seconds`` are cut.
+    """
+    if views not in (1, 2):
+        raise ValueError(f"views must be 1 or 2, got {views}")
+    if train:
+        assert_trainable(clips)
+    source = clips if pool is None else pool
+    waves = cached_waveforms(source, sample_rate, seconds, cache_dir=cache_dir, progress=progress)
+    rows = None if pool is None else _rows_in(clips, pool)
+    crop = None if crop_seconds is None else round(crop_seconds * sample_rate)
+    if views == 2:
+        dataset = TwoViewDataset(waves, clip_targets(clips), transform=transform, crop_samples=crop, seed=seed,
+                                 rows=rows)
+    else:
+        dataset = WaveformDataset(waves, clip_targets(clips), crop_samples=crop, train=train, transform=transform,
+                                  seed=seed, rows=rows)
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), shuffle=train, seed=seed),
+                      drop_last=train if drop_last is None else drop_last, num_workers=num_workers,
+                      collate_fn=collate, pin_memory=torch.cuda.is_available())
+
+
+def _rows_in(clips: ClipSet, pool: ClipSet) -> np.ndarray:
+    position = {path: row for row, path in enumerate(pool.paths)}
+    missing = [p for p in clips.paths if p not in position]
+    if missing:
+        raise ValueError(f"pool {pool.name} lacks {len(missing)} of the clips, e.g. {missing[0]}")
+    return np.array([position[p] for p in clips.paths], dtype=np.int64)

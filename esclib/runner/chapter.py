@@ -1,0 +1,130 @@
+"""The first call of every chapter: validate its parameters, seed, pick the device, show what produces the run.
+
+A chapter's code cell right after its ``parameters`` cell reads::
+
+    cfg = esclib.runner.start_chapter("01_pann_transfer", profile=profile, seed=seed, folds=folds, ...)
+
+and then uses ``cfg.<param>``, ``cfg.device``, ``cfg.store``, ``cfg.profile`` and ``cfg.seed``.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from esclib.results.environment import environment
+from esclib.results.store import ResultsStore
+from esclib.runner.spec import ChapterSpec, resolve
+from esclib.runner.specs import get_spec
+
+#: packages listed in a chapter's run-metadata table
+SHOWN_PACKAGES: tuple[str, ...] = ("esclib", "torch", "numpy", "librosa", "scikit-learn")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global generator and torch (CPU and every GPU)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(profile: str, device: str | None = None):
+    """The torch device of a run: ``device`` if given, else cuda when available in the paper profile, else cpu."""
+    import torch
+
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"parameter 'device' is {device!r} but torch sees no CUDA GPU; use 'cpu' or None")
+        return torch.device(device)
+    return torch.device("cuda" if profile == "paper" and torch.cuda.is_available() else "cpu")
+
+
+class RunMetadata(dict):
+    """What produced a chapter run, shown as HTML tables in the notebook and the book (plain text elsewhere)."""
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(field, value) pairs of the run table."""
+        packages = ", ".join(f"{k} {v}" for k, v in self["packages"].items() if k in SHOWN_PACKAGES)
+        keys = ("notebook", "profile", "dataset", "device", "seed", "commit", "date", "python", "platform")
+        return [(k, str(self[k])) for k in keys if k in self] + [("packages", packages)]
+
+    def _repr_html_(self) -> str:
+        def table(caption: str, rows: list[tuple[str, str]]) -> str:
+            body = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
+                           for k, v in rows)
+            return f"<table><caption>{caption}</caption><tbody>{body}</tbody></table>"
+
+        params = [(k, repr(v)) for k, v in self["parameters"].items()]
+        return table("Run", self.rows()) + table("Parameters (resolved for this profile)", params)
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        lines = [f"{k:<{width}}  {v}" for k, v in self.rows()]
+        lines += [f"{'parameters':<{width}}  " + ", ".join(f"{k}={v!r}" for k, v in self["parameters"].items())]
+        return "\n".join(lines)
+
+
+@dataclass
+class ChapterContext:
+    """A started chapter: resolved parameters as attributes, plus ``device``, ``store``, ``profile``, ``seed``."""
+
+    spec: ChapterSpec
+    params: dict[str, Any]
+    device: Any
+    store: ResultsStore
+    metadata: RunMetadata = field(repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"chapter {self.__dict__['spec'].notebook} has no parameter {name!r}; "
+                             f"parameters: {', '.join(params)}")
+
+    @property
+    def profile(self) -> str:
+        """``quick`` or ``paper``."""
+        return self.params["profile"]
+
+    @property
+    def seed(self) -> int:
+        """The run's random seed."""
+        return self.params["seed"]
+
+
+def _show(metadata: RunMetadata) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(metadata)
+    else:
+        print(repr(metadata))
+
+
+def start_chapter(notebook_stem: str, **given: Any) -> ChapterContext:
+    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): resolve ``given`` against its spec (unknown
+    names and invalid values raise a ValueError naming them), seed python / numpy / torch, pick the device, show the
+    run-metadata table and return the context. ``profile`` defaults to ``quick``."""
+    spec = get_spec(notebook_stem)
+    if spec is None:
+        raise ValueError(f"no spec for notebook {notebook_stem!r}: expected esclib/runner/specs/ch{notebook_stem}.py "
+                         "defining SPEC")
+    params = resolve(spec, given.pop("profile", None) or "quick", **given)
+    seed_everything(params["seed"])
+    device = pick_device(params["profile"], params["device"])
+    metadata = RunMetadata(environment(notebook=notebook_stem, profile=params["profile"],
+                                       **({"dataset": params["dataset"]} if "dataset" in params else {}),
+                                       device=str(device), seed=params["seed"]), parameters=params)
+    store = ResultsStore.for_profile(params["profile"], notebook=notebook_stem, device=str(device),
+                                     seed=params["seed"])
+    _show(metadata)
+    return ChapterContext(spec=spec, params=params, device=device, store=store, metadata=metadata)

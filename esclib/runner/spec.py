@@ -1,0 +1,245 @@
+"""Chapter parameters: what each notebook accepts, its defaults per profile, and how values are checked.
+
+Every chapter ``notebooks/NN_name.ipynb`` has a spec ``esclib/runner/specs/chNN_name.py`` defining
+``SPEC = ChapterSpec(...)``. The same spec validates ``esc run -p NAME VALUE`` before papermill starts, resolves the
+parameters inside the notebook (:func:`esclib.runner.start_chapter`), and generates the book's parameter tables.
+A parameter given as ``None`` takes its profile's default: ``quick`` (synthetic data, CPU, minutes) or ``paper``
+(the study's protocol at full scale).
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+#: the two profiles every chapter runs in
+PROFILES: tuple[str, ...] = ("quick", "paper")
+
+Check = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: its meaning, its default in each profile and what values it accepts.
+
+    ``choices`` lists the allowed values; ``check(value)`` raises ValueError saying what was expected (its
+    ``description`` attribute, if any, is shown in the book's parameter tables); ``parse``
+    turns a given value into the value the chapter uses (e.g. :func:`parse_folds` turns ``"1-3"`` into
+    ``(1, 2, 3)``). A resolved value of None (a default of None, e.g. "no data root: synthetic data") is not checked.
+    """
+
+    help: str
+    quick: Any
+    paper: Any
+    choices: Sequence[Any] | None = None
+    check: Check | None = None
+    parse: Callable[[Any], Any] | None = None
+
+    def default(self, profile: str) -> Any:
+        """The value used in ``profile`` when none is given."""
+        return self.quick if profile == "quick" else self.paper
+
+    def validate(self, name: str, value: Any) -> Any:
+        """``value`` parsed and checked; a ValueError names the parameter, the value and what was expected."""
+        try:
+            if self.parse is not None and value is not None:
+                value = self.parse(value)
+            if value is None:
+                return None
+            if self.choices is not None and value not in self.choices:
+                raise ValueError(f"expected one of {list(self.choices)}")
+            if self.check is not None:
+                self.check(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"invalid value {value!r} for parameter {name!r}: {err} ({self.help})") from None
+        return value
+
+
+def _common_params() -> dict[str, Param]:
+    return {
+        "seed": Param("random seed of python, numpy and torch", 0, 0, check=integer(0)),
+        "device": Param("torch device; None: cuda when available in the paper profile, else cpu", None, None,
+                        check=device_name),
+    }
+
+
+@dataclass(frozen=True)
+class ChapterSpec:
+    """The parameters of one chapter notebook (``notebook`` is its stem, e.g. ``"01_pann_transfer"``).
+
+    ``experiment`` names the chapter's experiment in the results store (None for chapters without runs).
+    ``seed`` and ``device`` are added to ``params`` unless the spec defines them itself.
+    """
+
+    notebook: str
+    title: str
+    experiment: str | None
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if "profile" in self.params:
+            raise ValueError(f"spec {self.notebook}: 'profile' is not a parameter of its own; every chapter has it")
+        object.__setattr__(self, "params", {**_common_params(), **self.params})
+
+    @property
+    def names(self) -> list[str]:
+        """Every parameter name, ``profile`` first."""
+        return ["profile", *self.params]
+
+
+def check_names(given: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
+    """Raise a ValueError naming every name of ``given`` not in ``valid`` and listing the valid ones."""
+    unknown = [name for name in given if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {where}; "
+                         f"valid parameters: {', '.join(valid)}")
+
+
+def check_profile(profile: str) -> str:
+    """``profile`` if it is one of :data:`PROFILES`, else a ValueError listing them."""
+    if profile not in PROFILES:
+        raise ValueError(f"invalid profile {profile!r}; expected one of {list(PROFILES)}")
+    return profile
+
+
+def resolve(spec: ChapterSpec, profile: str, **given: Any) -> dict[str, Any]:
+    """Every parameter of ``spec`` resolved for ``profile``: the given value, or the profile's default where the
+    value is missing or None; each parsed and checked. Returns a dict with ``profile`` first.
+
+    Unknown names and invalid values raise a ValueError naming them (and listing the valid names).
+    """
+    check_profile(profile)
+    given = {k: v for k, v in given.items() if k != "profile"}
+    check_names(given, spec.names, f"notebook {spec.notebook}")
+    resolved: dict[str, Any] = {"profile": profile}
+    for name, param in spec.params.items():
+        value = given.get(name)
+        resolved[name] = param.validate(name, param.default(profile) if value is None else value)
+    return resolved
+
+
+def _interval(lo: float | None, hi: float | None, left_closed: bool, right_closed: bool) -> str:
+    return (f"{'[' if left_closed and lo is not None else '('}{'-inf' if lo is None else lo}, "
+            f"{'inf' if hi is None else hi}{']' if right_closed and hi is not None else ')'}")
+
+
+def in_range(lo: float | None = None, hi: float | None = None, *, closed: str = "both",
+             integral: bool = False) -> Check:
+    """A check that a value is a number (an int if ``integral``) in the interval from ``lo`` to ``hi`` (None:
+    unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``."""
+    if closed not in ("both", "left", "right", "neither"):
+        raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+    left_closed, right_closed = closed in ("both", "left"), closed in ("both", "right")
+    expected = f"expected {'an integer' if integral else 'a number'} in {_interval(lo, hi, left_closed, right_closed)}"
+
+    def check(value: Any) -> None:
+        kind = numbers.Integral if integral else numbers.Real
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(expected)
+        below = lo is not None and (value < lo if left_closed else value <= lo)
+        above = hi is not None and (value > hi if right_closed else value >= hi)
+        if below or above:
+            raise ValueError(expected)
+
+    check.description = expected.removeprefix("expected ")  # type: ignore[attr-defined]
+    return check
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Check:
+    """A check that a value is an int in [``lo``, ``hi``] (None: unbounded)."""
+    return in_range(lo, hi, integral=True)
+
+
+def device_name(value: Any) -> None:
+    """Check a torch device name: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
+        raise ValueError("expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def existing_dir(value: Any) -> None:
+    """Check that a value names an existing directory."""
+    if not isinstance(value, (str, Path)) or not Path(value).expanduser().is_dir():
+        raise ValueError("expected the path of an existing directory")
+
+
+def parse_folds(value: Any) -> tuple[int, ...] | str:
+    """Folds to run: ``"all"``, one fold (``3``), a range (``"1-3"``), a list (``"1,3,5"``, ``[1, 3]``) or a mix
+    (``"1-2,5"``). Returns sorted fold numbers (1-based), or ``"all"``; see :func:`expand_folds`."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        items: list[Any] = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    else:
+        raise ValueError("expected 'all', a fold number, a range like '1-3' or a list like '1,3,5'")
+    folds: set[int] = set()
+    for item in items:
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", str(item).strip())
+        if isinstance(item, bool) or not match:
+            raise ValueError(f"cannot read {item!r} as a fold; expected 'all', '3', '1-3' or '1,3,5'")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if first < 1 or last < first:
+            raise ValueError(f"fold range {item!r} must be ascending and start at 1 or more")
+        folds.update(range(first, last + 1))
+    return tuple(sorted(folds))
+
+
+def _items(value: Any) -> list:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def parse_names(allowed: Sequence[str]) -> Callable[[Any], tuple[str, ...]]:
+    """A parser of a list of names (``"a,b"`` or ``["a", "b"]``), each one of ``allowed``; duplicates dropped,
+    order kept (e.g. the arms a chapter runs)."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        names = [str(n) for n in _items(value)]
+        unknown = [n for n in names if n not in allowed]
+        if unknown or not names:
+            raise ValueError(f"expected one or more of {list(allowed)}, got {unknown or value!r}")
+        return tuple(dict.fromkeys(names))
+
+    parse.description = f"a comma-separated list of {', '.join(f'`{a}`' for a in allowed)}"  # type: ignore
+    return parse
+
+
+def parse_counts(value: Any) -> tuple[int, ...]:
+    """A list of positive integers (``"1,2,5"`` or ``[1, 2, 5]``), sorted, duplicates dropped (e.g. labelled clips
+    per class of a few-shot curve)."""
+    counts = []
+    for item in _items(value):
+        number = int(item) if isinstance(item, str) and item.isdigit() else item
+        if not isinstance(number, numbers.Integral) or isinstance(number, bool) or number < 1:
+            raise ValueError(f"expected positive integers such as '1,2,5,10', got {item!r}")
+        counts.append(int(number))
+    return tuple(sorted(set(counts)))
+
+
+def data_root_param() -> Param:
+    """The ``data_root`` parameter every chapter on a dataset shares."""
+    return Param("dataset folder; None: synthetic data in quick, esclib.paths.data_dir() in paper", None, None,
+                 check=existing_dir)
+
+
+device_name.description = "`cpu`, `cuda`, `cuda:N` or `mps`"  # type: ignore[attr-defined]
+existing_dir.description = "an existing folder"  # type: ignore[attr-defined]
+parse_folds.description = "`all`, a fold (`3`), a range (`1-3`) or a list (`1,3,5`)"  # type: ignore[attr-defined]
+parse_counts.description = "positive integers, comma-separated"  # type: ignore[attr-defined]
+
+
+def expand_folds(folds: tuple[int, ...] | str, n_folds: int) -> tuple[int, ...]:
+    """The fold numbers of a parsed ``folds`` value for a dataset with ``n_folds`` folds (``"all"``: 1..n_folds)."""
+    if folds == "all":
+        return tuple(range(1, n_folds + 1))
+    outside = [f for f in folds if not 1 <= f <= n_folds]
+    if outside:
+        raise ValueError(f"fold(s) {outside} outside 1..{n_folds}, the folds of this dataset")
+    return tuple(folds)

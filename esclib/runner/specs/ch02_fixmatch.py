@@ -1,0 +1,86 @@
+"""Parameters of chapter 02, FixMatch on a pretrained PANN (notebooks/02_fixmatch.ipynb).
+
+``paper``: study 000's protocol (ROCLING 2021; PROTOCOLS A0 and E): UrbanSound8K's 10 official folds, 10 % of the
+training folds labelled (class-balanced), the released ``Cnn14_16k``, μ = 7, τ = 0.95, λ_u = 1, Adam 5e-4, batch 32,
+mixup on the labelled batch, cosine annealing over 35 epochs, SpecAugment views of Table 1, whole 4-s clips; the
+ablations of Tables 2-4 at 1 % labels. ``quick``: the synthetic UrbanSound8K with the mini PANN pre-trained on the
+synthetic mini-AudioSet, three folds, short crops, small batches and few steps, so that the chapter runs in minutes
+on a CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from esclib.runner.spec import ChapterSpec, Param, existing_dir, in_range, integer, parse_folds
+from esclib.runner.specs.ch01_pann_transfer import architecture, checkpoint_name
+
+#: kept literal so the spec imports no torch: esclib.experiments.fixmatch.ARMS / ABLATIONS / POLICIES
+ARMS = ("supervised-pann", "supervised-scratch", "fixmatch-pann", "fixmatch-scratch")
+ABLATIONS = ("threshold", "mixup", "optimizer", "accumulate")
+POLICIES = ("rocling", "sslh")
+OPTIMIZERS = ("adam", "adamw", "sgd", "ranger")
+DATASETS = ("us8k", "esc50", "esc10")
+
+
+def names_from(allowed: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    """A parser of a comma-separated string or a list of names, each one of ``allowed`` ("" or "none": none)."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        names = [str(item).strip() for item in items if str(item).strip() not in ("", "none")]
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise ValueError(f"expected names from {list(allowed)}, got {unknown}")
+        return tuple(dict.fromkeys(names))
+
+    return parse
+
+
+def _fraction(closed: str = "right") -> Callable[[Any], None]:
+    return in_range(0, 1, closed=closed)
+
+
+SPEC = ChapterSpec(
+    notebook="02_fixmatch",
+    title="FixMatch: pseudo-labels from a pretrained PANN",
+    experiment="fixmatch",
+    params={
+        "dataset": Param("single-label dataset", "us8k", "us8k", choices=DATASETS),
+        "data_root": Param("dataset folder; None: synthetic data in quick, esclib.paths.data_dir() in paper",
+                           None, None, check=existing_dir),
+        "checkpoint": Param("pretrained PANN: 'mini' (the quick model pre-trained on the synthetic mini-AudioSet), "
+                            "a registered name such as 'Cnn14_16k', or a checkpoint file", "mini", "Cnn14_16k",
+                            check=checkpoint_name),
+        "arch": Param("PANN architecture of a checkpoint file whose architecture cannot be inferred; None: from the "
+                      "registry or the file", None, None, check=architecture),
+        "folds": Param("test folds ('all', '1-3', '1,3', ...); validation = next fold, training = the rest",
+                       "1-3", "all", parse=parse_folds),
+        "arms": Param("arms (comma-separated)", ",".join(ARMS), ",".join(ARMS), parse=names_from(ARMS)),
+        "upper_bound": Param("also train supervised-pann on 100 % of the labels", True, True, choices=(True, False)),
+        "labelled_fraction": Param("labelled share of the training folds (class-balanced)", 0.1, 0.1,
+                                   check=_fraction()),
+        "epochs": Param("epochs of cosine annealing", 5, 35, check=integer(1, 10000)),
+        "steps_per_epoch": Param("optimiser steps per epoch; None: one pass over the unlabelled clips", 40, None,
+                                 check=integer(1, 1_000_000)),
+        "batch_size": Param("labelled clips per optimiser step (twice as many loaded with mixup)", 4, 32,
+                            check=integer(1, 4096)),
+        "mu": Param("unlabelled clips per labelled clip in a step (μ)", 2, 7, check=integer(1, 64)),
+        "threshold": Param("confidence threshold τ of the pseudo-labels", 0.95, 0.95, check=_fraction("both")),
+        "lambda_u": Param("weight λ_u of the unlabelled loss", 1.0, 1.0, check=in_range(0, 100)),
+        "optimizer": Param("optimiser (study 000, Table 4)", "adam", "adam", choices=OPTIMIZERS),
+        "lr": Param("learning rate", 1e-3, 5e-4, check=in_range(0, 1, closed="right")),
+        "mixup": Param("mixup (α = 1) on the labelled batch", True, True, choices=(True, False)),
+        "accumulate": Param("micro-batches whose gradients make one step (study 000's gradient accumulation)",
+                            1, 1, check=integer(1, 64)),
+        "policies": Param("weak/strong views: 'rocling' (SpecAugment, study 000 Table 1) or 'sslh' (Cancès et "
+                          "al.'s waveform occlusion + speed + cut-out)", "rocling", "rocling", choices=POLICIES),
+        "crop_seconds": Param("seconds of audio per training clip (None: whole clips); evaluation uses whole clips",
+                              1.0, None, check=in_range(0.25, 60)),
+        "ablations": Param("ablations on fixmatch-pann (comma-separated; 'none': none)", "threshold",
+                           ",".join(ABLATIONS), parse=names_from(ABLATIONS)),
+        "ablation_fraction": Param("labelled share of the ablations (study 000's Tables 2-4: 1 %, inferred)",
+                                   0.1, 0.01, check=_fraction()),
+        "ablation_folds": Param("test folds of the ablations", "1-3", "all", parse=parse_folds),
+    },
+)

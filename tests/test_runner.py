@@ -1,0 +1,170 @@
+"""esclib.runner and ``esc run`` / ``esc book``: parameter checks, real papermill runs, failures, resumable sweeps."""
+
+import argparse
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from esclib.cli import run as run_cli
+from esclib.runner import ChapterSpec, Param, expand_folds, in_range, integer, parse_folds, resolve
+from esclib.runner.spec import parse_counts, parse_names
+from esclib.runner.assets import remote_assets
+from esclib.runner.book import parameters_markdown, toc_chapters
+from esclib.runner.execute import RUN_INFO_TAG, literal, notebook_parameters
+from esclib.runner.specs import get_spec
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+REPO = Path(__file__).parent.parent
+
+SPEC = ChapterSpec("demo", "Demo", "demo", {
+    "x": Param("the swept value", 1, 2, check=integer(1, 9)),
+    "rate": Param("a fraction", 0.5, 1.0, check=in_range(0, 1, closed="right")),
+    "kind": Param("a choice", "a", "b", choices=("a", "b")),
+    "folds": Param("folds to run", "all", "all", parse=parse_folds),
+    "arms": Param("arms to run", "a,b", "a,b,c", parse=parse_names(("a", "b", "c"))),
+    "shots": Param("clips per class", "1,2", "1,2,5", parse=parse_counts),
+})
+
+
+def esc(*argv: str) -> int:
+    """``esc`` with only this module's command group (the others are tested by their owners)."""
+    parser = argparse.ArgumentParser(prog="esc")
+    run_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder as the working directory, with its own results store."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ESCLIB_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+def test_resolve_fills_profile_defaults_and_parses():
+    assert resolve(SPEC, "quick") == {"profile": "quick", "seed": 0, "device": None, "x": 1, "rate": 0.5,
+                                      "kind": "a", "folds": "all", "arms": ("a", "b"), "shots": (1, 2)}
+    paper = resolve(SPEC, "paper", x=None, rate=0.25, folds="1-3,5", arms=["c", "a", "c"], shots="10, 2")
+    assert (paper["x"], paper["rate"], paper["folds"]) == (2, 0.25, (1, 2, 3, 5))
+    assert paper["arms"] == ("c", "a") and paper["shots"] == (2, 10)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"bogus": 1, "x": 2}, r"unknown parameter\(s\) 'bogus' for notebook demo; valid parameters: profile, seed, "
+                           r"device, x, rate, kind, folds, arms, shots"),
+    ({"arms": "a,d"}, r"parameter 'arms': expected one or more of \['a', 'b', 'c'\], got \['d'\]"),
+    ({"shots": "0"}, "parameter 'shots': expected positive integers"),
+    ({"x": 0}, r"invalid value 0 for parameter 'x': expected an integer in \[1, 9\]"),
+    ({"x": 2.5}, "parameter 'x': expected an integer"),
+    ({"rate": 0}, r"parameter 'rate': expected a number in \(0, 1\]"),
+    ({"kind": "c"}, r"parameter 'kind': expected one of \['a', 'b'\]"),
+    ({"folds": "2-1"}, "parameter 'folds': fold range '2-1' must be ascending"),
+    ({"device": "gpu"}, "parameter 'device': expected 'cpu', 'cuda'"),
+])
+def test_resolve_names_unknown_and_invalid_parameters(given, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(SPEC, "quick", **given)
+
+
+def test_folds_and_literals():
+    assert parse_folds(3) == (3,) and parse_folds([4, 1]) == (1, 4) and parse_folds(" ALL ") == "all"
+    assert expand_folds("all", 5) == (1, 2, 3, 4, 5)
+    with pytest.raises(ValueError, match=r"fold\(s\) \[6\] outside 1..5"):
+        expand_folds((1, 6), 5)
+    assert [literal(t) for t in ("1e-4", "[1, 2]", "None", "true", "1-3", "/data/ESC-50", "esc50")] == \
+        [1e-4, [1, 2], None, True, "1-3", "/data/ESC-50", "esc50"]
+
+
+def test_data_chapter_spec_and_parameters_page():
+    spec = get_spec("00_data")
+    assert spec.experiment is None and "dataset" in spec.params and get_spec("99_missing") is None
+    page = parameters_markdown([("00_data", spec), ("99_missing", None)])
+    assert "| `dataset` | `'esc50'` | `'esc50'` | `esc50`, `esc10`" in page
+    assert "| `examples` | `2` | `4` | an integer in [1, 20] | clips shown" in page
+    assert "| `seed` | `0` | `0` | an integer in [0, inf) |" in page
+    assert "| `device` | `None` | `None` | `cpu`, `cuda`, `cuda:N` or `mps` |" in page
+    assert "No spec yet (`esclib/runner/specs/ch99_missing.py`)" in page
+
+
+def test_toc_lists_the_chapters_in_order():
+    assert toc_chapters(REPO / "_toc.yml") == ["00_data", "01_pann_transfer", "02_fixmatch", "03_cae"]
+
+
+@pytest.mark.parametrize("source", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_chapter_parameters_cell_matches_its_spec(source):
+    spec = get_spec(source.stem)
+    assert spec is not None, f"{source.name} has no spec esclib/runner/specs/ch{source.stem}.py"
+    assert set(notebook_parameters(source)) == set(spec.names)
+
+
+def test_unknown_parameter_and_invalid_value_fail_before_papermill(project, monkeypatch, capsys):
+    assert esc("run", NOTEBOOKS / "demo.ipynb", "--root", project, "-p", "bogus", "1") == 2
+    assert "unknown parameter(s) 'bogus'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "esclib.runner.specs.chdemo", types.SimpleNamespace(SPEC=ChapterSpec(
+        "demo", "Demo", None, {"x": Param("the value", 1, 1, check=integer(1, 9)), "log": Param("", None, None),
+                               "fail_when": Param("", None, None)})))
+    assert esc("run", NOTEBOOKS / "demo.ipynb", "--root", project, "--sweep", "x", "1,0") == 2
+    assert "invalid value 0 for parameter 'x'" in capsys.readouterr().err
+    assert esc("run", NOTEBOOKS / "demo.ipynb", "--root", project, "--folds", "3-1") == 2
+    assert not (project / "book").exists()
+
+
+def test_run_writes_a_post_processed_copy_and_its_results(project):
+    assert esc("run", NOTEBOOKS / "demo.ipynb", "--root", project, "-p", "x", "3", "--no-progress") == 0
+    nb = nbformat.read(project / "book/chapters/demo.ipynb", as_version=4)
+    assert RUN_INFO_TAG in nb.cells[1].metadata.tags and "wall time" in nb.cells[1].source
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.tags)
+    assert "hide-input" in injected.metadata.tags and "x = 3" in injected.source
+    assert nb.metadata.esc["results"] == ["results/quick/demo/arm/x=3/result.json"]
+    shown = "".join(str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
+    assert "Parameters (resolved for this profile)" in shown and "esc50" in shown
+    assert repr(sys.executable) in shown  # the kernel is the Python running esc
+
+
+def test_failing_run_is_kept_out_of_the_book(project, capsys):
+    assert esc("run", NOTEBOOKS / "raises.ipynb", "--root", project, "--no-progress") == 1
+    err = capsys.readouterr().err
+    assert 'raise ValueError("this chapter fails on purpose")' in err and "ValueError" in err
+    failed = nbformat.read(project / "book/chapters/failed/raises.ipynb", as_version=4)
+    assert failed.metadata.papermill.exception
+    assert not (project / "book/chapters/raises.ipynb").exists()
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_settings(project):
+    log, flag = project / "executed.log", project / "fail.flag"
+    flag.touch()
+    sweep = ("run", NOTEBOOKS / "demo.ipynb", "--root", project, "--sweep", "x", "1,2", "-p", "log", log,
+             "-p", "fail_when", flag, "--no-progress")
+    assert esc(*sweep) == 1
+    assert log.read_text().split() == ["1", "2"]
+    assert (project / "book/chapters/sweeps/demo/x=1.ipynb").is_file()
+    assert (project / "book/chapters/sweeps/demo/failed/x=2.ipynb").is_file()
+    flag.unlink()
+    assert esc(*sweep) == 0
+    assert log.read_text().split() == ["1", "2", "2"]
+    assert not (project / "book/chapters/sweeps/demo/failed/x=2.ipynb").exists()
+    assert sorted(p.name for p in (project / "results/quick/demo/arm").iterdir()) == ["x=1", "x=2"]
+
+
+def test_book_refuses_to_build_when_a_chapter_fails(project):
+    (project / "notebooks").mkdir()
+    shutil.copy(NOTEBOOKS / "raises.ipynb", project / "notebooks/raises.ipynb")
+    (project / "_config.yml").write_text("title: test\n")
+    (project / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/chapters/raises\n")
+    assert esc("book", "--root", project, "--no-progress") == 1
+    assert (project / "book/chapters/failed/raises.ipynb").is_file()
+    assert not (project / "book/chapters/raises.ipynb").exists() and not (project / "_build").exists()
+    assert "`raises`" in (project / "book/parameters.md").read_text()
+
+
+def test_remote_assets_are_found(tmp_path):
+    (tmp_path / "page.html").write_text(
+        '<script src="https://cdn.example.org/x.js"></script><script src="_static/y.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/f.css"><a href="https://example.org">link</a>'
+        '<link rel="canonical" href="https://example.org/page.html">')
+    assert remote_assets(tmp_path) == {"page.html": ["//fonts.example.org/f.css", "https://cdn.example.org/x.js"]}
