@@ -101,6 +101,8 @@ def test_study_values_pick_the_most_specific_primary_number():
     assert study_value("cae", "supervised", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32}
                        ).value == 0.492
     assert all(0 <= v.value <= 1 for v in STUDY_VALUES)
-    assert set(study_table("cae")["arm"]) == {"supervised", "cae-unpool", "cae-upsample"}
+    assert set(study_table("cae")["arm"]) == {"supervised", "cae-unpool", "cae-upsample", "random-forest", "piczak-cnn"}
+    assert study_value("cae", "cae-unpool", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32}
+                       ).study.source.endswith("Table 1")
     with pytest.raises(ValueError, match="unknown experiment"):
         study_table("nope")

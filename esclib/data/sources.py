@@ -8,6 +8,8 @@ world in the same layout (generated once with :func:`esclib.data.synth.generate`
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from pathlib import Path
 
 from esclib import paths
@@ -19,11 +21,23 @@ _SYNTH = {"esc50": "esc50", "esc10": "esc50", "us8k": "us8k", "escus": "escus", 
 PROFILES = ("quick", "paper")
 
 
+@cache
+def _synth_version() -> str:
+    """A digest of the synthetic worlds' source code: a changed generator never reads a stale world."""
+    from esclib.data import synth
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(synth.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def dataset_root(name: str, profile: str, data_root: str | Path | None = None, seed: int = 0) -> Path:
     """The folder holding dataset ``name`` for a chapter run.
 
     ``data_root`` when given; else, in the ``paper`` profile, the real dataset under ``data_dir()``; else, in the
-    ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from ``seed``).
+    ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from ``seed``,
+    in a folder keyed by the seed and by a digest of the generator's code).
     """
     if name not in registry.names():
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(registry.names())}")
@@ -48,7 +62,7 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
     from esclib.data import synth
 
     synth_name = _SYNTH[name]
-    root = paths.data_dir() / f"synth-quick-seed{seed}" / synth_name
+    root = paths.data_dir() / f"synth-quick-seed{seed}-{_synth_version()}" / synth_name
     if not (root / ".complete").exists():
         synth.generate(synth_name, root, size="quick", seed=seed)
         (root / ".complete").touch()

@@ -72,7 +72,8 @@ class FixMatchRecipe:
     network). ``threshold`` τ and ``lambda_u`` λ_u of the FixMatch loss; ``optimizer`` (``adam``, ``adamw``,
     ``sgd``, ``ranger``) with ``lr``; ``mixup`` of the labelled batch with α = ``mixup_alpha``; ``policies``:
     ``rocling`` (study 000's SpecAugment, Table 1) or ``sslh`` (Cancès et al.'s waveform + cut-out views);
-    ``crop_seconds`` of audio per training clip (None: the whole clip; evaluation always uses whole clips).
+    ``crop_seconds`` of audio per clip: a random crop in training, the centre crop in evaluation (None: whole clips;
+    the PANN pools over time, so training and evaluation see clips of one length).
     """
 
     labelled_fraction: float = 0.1
@@ -208,7 +209,8 @@ class FixMatchExperiment:
     """Study 000's experiment on one dataset with one pretrained PANN (see the module docstring).
 
     ``checkpoint``: a registered name (``"Cnn14_16k"``), a file, or ``"mini"``; ``arch`` for a file whose
-    architecture cannot be inferred.
+    architecture cannot be inferred. ``progress``: a bar over the runs; ``train_progress``: also each run's batch
+    bars and per-epoch log lines (long ``paper`` runs).
     """
 
     clips: ClipSet
@@ -219,6 +221,7 @@ class FixMatchExperiment:
     seed: int = 0
     eval_batch_size: int = 64
     progress: bool = True
+    train_progress: bool = False
 
     def __post_init__(self) -> None:
         from esclib.experiments.pann_transfer import resolve_checkpoint
@@ -306,7 +309,7 @@ class FixMatchExperiment:
         base = load_pann(self.checkpoint, self.arch, progress=False).eval()
         weak, strong = policy_views(policies)
         torch.manual_seed(seed)
-        x = torch.as_tensor(np.asarray(wave, dtype=np.float32))[None]
+        x = torch.tensor(np.asarray(wave, dtype=np.float32))[None]
         shown = {"original": base.logmel(x), "weak": weak.of(base.logmel, x), "strong": strong.of(base.logmel, x)}
         return {name: value[0, 0].numpy() for name, value in shown.items()}
 
@@ -343,15 +346,15 @@ class FixMatchExperiment:
         model = self.model(arm)
         optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
         checkpoint = paths.cache_dir() / "checkpoints" / EXPERIMENT / f"{arm}-{identity}.pt"
+        evaluation = {"train": False, "batch_size": self.eval_batch_size, "crop_seconds": recipe.crop_seconds}
         history = fit(model, self.train_loader(arm, data, recipe, seed=int(identity[:8], 16)), epochs=recipe.epochs,
                       optimizer=optimizer, step_fn=self.step(arm, data, recipe),
-                      val_loader=self._loader(data.split.val, train=False, batch_size=self.eval_batch_size),
+                      val_loader=self._loader(data.split.val, **evaluation),
                       scheduler=cosine_schedule(optimizer, recipe.epochs), device=self.device,
                       checkpoint=checkpoint, accumulate=recipe.accumulate,
-                      early_stopping=EarlyStopping(recipe.epochs, "val_acc", "max"), progress=self.progress,
+                      early_stopping=EarlyStopping(recipe.epochs, "val_acc", "max"), progress=self.train_progress,
                       desc=f"{arm} fold {fold}")
-        scores, targets = predict(model, self._loader(data.split.test, train=False, batch_size=self.eval_batch_size),
-                                  self.device)
+        scores, targets = predict(model, self._loader(data.split.test, **evaluation), self.device)
         metrics = classification_metrics(targets, scores, self.clips.num_classes)
         _finish(run, history, {key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")}
                 | {"n_labelled": len(data.labelled), "n_unlabelled": len(data.unlabelled),

@@ -34,7 +34,8 @@ SIZES: dict[str, dict[str, dict]] = {
     "audioset-mini": {"tiny": dict(n_clips=20), "quick": dict(n_clips=1_500), "full": dict(n_clips=20_000)},
 }
 
-#: how hard each world is (calibrated with :mod:`esclib.data.synth.calibrate` on the quick ESC-50)
+#: how hard each world is; the ESC-50 one calibrated with :mod:`esclib.data.synth.calibrate` (quick: a small CNN
+#: reaches 86 % with all labels, 39 % with 10 %)
 DIFFICULTY: dict[str, Difficulty] = {
     "esc50": Difficulty(snr_db=(0.0, 18.0), distractors=(0, 1), distractor_db=(-16.0, -6.0)),
     "us8k": Difficulty(snr_db=(3.0, 20.0), distractors=(0, 1), distractor_db=(-16.0, -6.0)),
@@ -91,7 +92,8 @@ def generate(name: str, root: str | Path, size: str = "quick", seed: int = 0, *,
     interrupted one is finished (files are written atomically, so existing ones are whole); one made by another
     generator version is replaced. ``root`` must be empty or hold a synthetic world (its manifest
     ``.esclib-synth.json``); another world (dataset, size or seed) there is an error unless ``overwrite=True``,
-    which deletes that world's files first. ``workers`` processes render (default: the CPU count).
+    which deletes that world's files first. ``workers`` processes render (default: the CPU count); they are
+    spawned, so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
     """
     root = Path(root).expanduser().resolve()
     spec = dict(dataset=name, size=size, seed=int(seed), version=WORLD_VERSION)

@@ -6,7 +6,8 @@ show an effect (the book's chapters 000-004). Folds follow the book's split: tes
 training = the rest; the test accuracy is taken at the epoch of best validation accuracy.
 
 Run ``python -m esclib.data.synth.calibrate [--root DIR] [--size quick] [--folds 1 2 3 4 5] [--epochs 30]``; the
-synthetic ESC-50 is generated under ``--root`` first when absent.
+synthetic ESC-50 is generated under ``--root`` first when absent. Measured (quick, seed 0, 5 folds, 30 epochs):
+86.0 +- 4.8 % with all 240 training labels, 39.3 +- 9.2 % with 10 % (24 clips).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ SPEC = ChapterSpec(
                             parse=parse_strategies),
         "epochs": Param("training epochs (each draws as many clips as the fold's training set)", 4, 100,
                         check=integer(1, 10000)),
-        "batch_size": Param("mixed clips per optimiser step (the loader gives twice as many with mixup)", 32, 32,
+        "batch_size": Param("mixed clips per optimiser step (the loader gives twice as many with mixup)", 8, 32,
                             check=integer(2, 4096)),
         "lr": Param("Adam learning rate (amsgrad)", 1e-3, 1e-4, check=in_range(0, 1, closed="right")),
         "mixup": Param("mixup alpha (0: no mixup)", 1.0, 1.0, check=in_range(0, 100)),
