@@ -98,11 +98,13 @@ def test_study_values_pick_the_most_specific_primary_number():
     assert study_value("fixmatch", "fixmatch-pann", "accuracy", sgd).study.source.endswith("Table 4")
     usb = study_value("fixmatch", "fixmatch-pann", "accuracy", {"dataset": "esc50", "labels_per_class": 5})
     assert usb.value == pytest.approx(1 - 0.4358) and not usb.primary
-    assert study_value("cae", "supervised", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32}
-                       ).value == 0.492
+    assert study_value("cae", "supervised", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32,
+                                                         "labelled_fraction": 1.0}).value == 0.492
+    assert study_value("cae", "supervised", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32,
+                                                         "labelled_fraction": 0.25}) is None
     assert all(0 <= v.value <= 1 for v in STUDY_VALUES)
     assert set(study_table("cae")["arm"]) == {"supervised", "cae-unpool", "cae-upsample", "random-forest", "piczak-cnn"}
-    assert study_value("cae", "cae-unpool", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32}
-                       ).study.source.endswith("Table 1")
+    assert study_value("cae", "cae-unpool", "accuracy", {"dataset": "esc50", "split": "random", "batch_size": 32,
+                                                         "labelled_fraction": 1.0}).study.source.endswith("Table 1")
     with pytest.raises(ValueError, match="unknown experiment"):
         study_table("nope")

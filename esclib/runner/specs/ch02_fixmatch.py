@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from esclib.runner.spec import ChapterSpec, Param, existing_dir, in_range, integer, parse_folds
+from esclib.runner.spec import ChapterSpec, Param, data_root_param, in_range, integer, parse_folds
 from esclib.runner.specs.ch01_pann_transfer import architecture, checkpoint_name
 
 #: kept literal so the spec imports no torch: esclib.experiments.fixmatch.ARMS / ABLATIONS / POLICIES
@@ -47,8 +47,7 @@ SPEC = ChapterSpec(
     experiment="fixmatch",
     params={
         "dataset": Param("single-label dataset", "us8k", "us8k", choices=DATASETS),
-        "data_root": Param("dataset folder; None: synthetic data in quick, esclib.paths.data_dir() in paper",
-                           None, None, check=existing_dir),
+        "data_root": data_root_param(),
         "checkpoint": Param("pretrained PANN: 'mini' (the quick model pre-trained on the synthetic mini-AudioSet), "
                             "a registered name such as 'Cnn14_16k', or a checkpoint file", "mini", "Cnn14_16k",
                             check=checkpoint_name),
