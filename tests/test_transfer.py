@@ -159,3 +159,57 @@ def test_clip_bce_matches_the_closed_form():
     assert torch.allclose(clip_bce(p, t), expected)
     with pytest.raises(ValueError, match="shape"):
         clip_bce(p, t[:1])
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment(tmp_path_factory):
+    """A TransferExperiment on the tiny synthetic ESC-50 (3 classes x 10 clips) with a saved stand-in PANN."""
+    from esclib.data.registry import load
+    from esclib.data.synth import generate
+    from esclib.experiments.pann_transfer import TransferExperiment, TransferRecipe
+    from esclib.results import ResultsStore
+
+    tmp = tmp_path_factory.mktemp("transfer")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESCLIB_CACHE", str(tmp / "cache"))
+        clips = load("esc50", generate("esc50", tmp / "ESC-50", size="tiny", workers=1, progress=False))
+        checkpoint = save_pann_checkpoint(_pretrained(), tmp / "stand-in.pth", 10)
+        experiment = TransferExperiment(clips, checkpoint, TransferRecipe(epochs=2, batch_size=4, clip_seconds=1.0),
+                                        ResultsStore(tmp / "results"), seed=0, progress=False)
+        yield experiment, patch
+
+
+def test_the_frozen_shortcut_is_exact(tiny_experiment):
+    """Precomputed embeddings (centre crop, eval mode) are what a frozen model computes from the waveform."""
+    experiment, _ = tiny_experiment
+    test = experiment.split(1).test
+    rows = experiment.rows(test)
+    model = TransferModel(load_pann(experiment.checkpoint), experiment.clips.num_classes, "freeze_l3").train()
+    start = (experiment.waves.shape[1] - experiment.crop_samples) // 2
+    waves = torch.tensor(np.array(experiment.waves[rows, start:start + experiment.crop_samples]))
+    through_model = model(waves)
+    precomputed = torch.from_numpy(experiment.embeddings[rows])
+    assert torch.allclose(through_model["embedding"], precomputed, atol=1e-5)
+    assert torch.allclose(through_model["logits"], model.head(precomputed)["logits"], atol=1e-5)
+
+
+def test_runs_are_recorded_reused_and_few_shot_runs_use_per_class_clips(tiny_experiment):
+    experiment, _ = tiny_experiment
+    first = experiment.run("freeze_l1", 1)
+    assert 0 <= first["accuracy"] <= 1 and first["epochs"] == 2
+    assert first["n_train"] == len(experiment.split(1).train) and first["n_test"] == len(experiment.split(1).test)
+    result = next((experiment.store.root / "pann_transfer" / "freeze_l1").glob("*/result.json"))
+    stamp = result.stat().st_mtime_ns
+    assert experiment.run("freeze_l1", 1) == first and result.stat().st_mtime_ns == stamp
+    few = experiment.run("fine-tune", 1, per_class=2)
+    assert few["n_train"] == 2 * experiment.clips.num_classes and few["per_class"] == 2
+    curve = experiment.few_shot_curve()
+    assert set(zip(curve["strategy"], curve["subset"])) == {("freeze_l1", "all"), ("fine-tune", "few-shot")}
+
+
+def test_a_sample_rate_other_than_the_checkpoints_is_refused(tiny_experiment):
+    from dataclasses import replace
+
+    experiment, _ = tiny_experiment
+    with pytest.raises(ValueError, match="sample_rate=32000"):
+        replace(experiment, checkpoint=experiment.checkpoint, sample_rate=32000)

@@ -9,9 +9,9 @@ What the chapter runs, every run resumable and recorded in the results store:
    fold (test fold k, validation fold k+1, training the rest; PROTOCOLS E) with the authors' recipe (Adam with
    amsgrad, batch 32, mixup α = 1 on pairs, SpecAugment inside the model, :func:`~esclib.train.pann_pretrain.
    mixup_step`) and keeps the epoch with the best validation accuracy; experiment ``pann_transfer``, arm = the
-   strategy, setting ``dataset``, ``fold``.
+   strategy, setting ``dataset``, ``checkpoint`` (its name: ``mini``, ``Cnn14``, a file's stem), ``fold``.
 3. :meth:`TransferExperiment.few_shot` repeats the runs on ``per_class`` labelled clips per class (the study's
-   Fig. 5); experiment ``pann_transfer_fewshot``, setting ``dataset``, ``fold``, ``per_class``. Every run, few-shot
+   Fig. 5); experiment ``pann_transfer_fewshot``, setting ``dataset``, ``checkpoint``, ``fold``, ``per_class``. Every run, few-shot
    or not, takes the same number of optimiser steps: an epoch draws as many clips as the fold's full training set,
    class-balanced with replacement from the clips it may use.
 
@@ -147,6 +147,8 @@ class TransferExperiment:
             raise ValueError(f"TransferExperiment: {self.clips.name} is multi-label; the transfer chapter "
                              "classifies single-label clips")
         self.device = torch.device(self.device)
+        given = Path(str(self.checkpoint)).expanduser()
+        self.source = given.stem if given.is_file() else str(self.checkpoint)
         self.checkpoint = resolve_checkpoint(self.checkpoint, seed=self.seed, progress=self.progress)
         self.pretrained = load_pann(self.checkpoint, self.arch, progress=self.progress)
         rate = self.pretrained.frontend.sample_rate
@@ -212,8 +214,8 @@ class TransferExperiment:
         """Train (or resume, or reuse) ``strategy`` on ``fold`` -- on ``per_class`` labelled clips per class when
         given -- and test it; returns the run's arm, setting and metrics as a flat dict."""
         check_strategy(strategy)
-        setting = {"dataset": self.clips.name, "fold": int(fold), **({"per_class": int(per_class)} if per_class
-                                                                     else {})}
+        setting = {"dataset": self.clips.name, "checkpoint": self.source, "fold": int(fold),
+                   **({"per_class": int(per_class)} if per_class else {})}
         experiment = FEW_SHOT_EXPERIMENT if per_class else EXPERIMENT
         run = self.store.run(experiment, strategy, setting, self.params(strategy))
         if not run.done:
@@ -260,6 +262,41 @@ class TransferExperiment:
         return pd.DataFrame([self.run(s, f, n)
                              for s, f, n in tqdm(grid, desc="few-shot runs", disable=not self.progress)])
 
+    # -------------------------------------------------------------------------------------- finished runs
+    def results(self, experiment: str = EXPERIMENT) -> list[dict]:
+        """The finished runs of ``experiment`` on this dataset with this checkpoint, as saved in the store."""
+        return [r for r in self.store.results(experiment)
+                if r["setting"].get("dataset") == self.clips.name and r["setting"].get("checkpoint") == self.source]
+
+    def few_shot_curve(self, folds: Sequence[int] | None = None) -> pd.DataFrame:
+        """Test accuracy against labelled clips per class (the study's Fig. 5): one row per run (``strategy,
+        fold, per_class, accuracy, subset``), the few-shot runs (``subset="few-shot"``) and the full training folds
+        (``subset="all"``, at their mean clips per class); only the test ``folds`` given (None: all)."""
+        rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "per_class": r["setting"]["per_class"],
+                 "accuracy": r["metrics"]["accuracy"], "subset": "few-shot"}
+                for r in self.results(FEW_SHOT_EXPERIMENT)]
+        rows += [{"strategy": r["arm"], "fold": r["setting"]["fold"],
+                  "per_class": r["metrics"]["n_train"] / self.clips.num_classes,
+                  "accuracy": r["metrics"]["accuracy"], "subset": "all"} for r in self.results()]
+        curve = pd.DataFrame(rows, columns=["strategy", "fold", "per_class", "accuracy", "subset"])
+        return curve if folds is None else curve[curve["fold"].isin(list(folds))].reset_index(drop=True)
+
+    def learning_curves(self) -> pd.DataFrame:
+        """Per-epoch training loss and validation accuracy of every finished run on the full training folds, long
+        format (``strategy, fold, epoch, metric, value``) for ``seaborn.relplot``."""
+        rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "epoch": c["epoch"], "metric": metric,
+                 "value": c[metric]}
+                for r in self.results() for c in r["curves"] for metric in ("loss", "val_acc") if metric in c]
+        return pd.DataFrame(rows, columns=["strategy", "fold", "epoch", "metric", "value"])
+
+    def confusion(self, strategy: str) -> np.ndarray:
+        """The confusion matrices of ``strategy``'s test folds, summed (rows: true class, columns: predicted)."""
+        matrices = [np.asarray(r["metrics"]["confusion"]) for r in self.results() if r["arm"] == strategy]
+        if not matrices:
+            raise ValueError(f"no finished {EXPERIMENT} run of {strategy!r} on {self.clips.name} with checkpoint "
+                             f"{self.source!r} in {self.store}")
+        return np.sum(matrices, axis=0)
+
 
 def _test_metrics(targets: np.ndarray, scores: np.ndarray, n_classes: int) -> dict:
     metrics = classification_metrics(targets, scores, n_classes)
@@ -297,43 +334,6 @@ def checkpoint_summary(experiment: TransferExperiment) -> pd.DataFrame:
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
 
 
-def _results(store: ResultsStore, experiment: str, dataset: str) -> list[dict]:
-    return [r for r in store.results(experiment) if r["setting"].get("dataset") == dataset]
-
-
-def few_shot_curve(store: ResultsStore, dataset: str, folds: Sequence[int] | None = None) -> pd.DataFrame:
-    """Test accuracy against labelled clips per class (the study's Fig. 5): one row per run (``strategy, fold,
-    per_class, accuracy, subset``), the few-shot runs (``subset="few-shot"``) and the full training folds
-    (``subset="all"``, at their mean clips per class); only the test ``folds`` given (None: all)."""
-    rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "per_class": r["setting"]["per_class"],
-             "accuracy": r["metrics"]["accuracy"], "subset": "few-shot"}
-            for r in _results(store, FEW_SHOT_EXPERIMENT, dataset)]
-    rows += [{"strategy": r["arm"], "fold": r["setting"]["fold"],
-              "per_class": r["metrics"]["n_train"] / len(r["metrics"]["confusion"]),
-              "accuracy": r["metrics"]["accuracy"], "subset": "all"} for r in _results(store, EXPERIMENT, dataset)]
-    curve = pd.DataFrame(rows, columns=["strategy", "fold", "per_class", "accuracy", "subset"])
-    return curve if folds is None else curve[curve["fold"].isin(list(folds))].reset_index(drop=True)
-
-
-def learning_curves(store: ResultsStore, dataset: str) -> pd.DataFrame:
-    """Per-epoch training loss and validation accuracy of every finished run on the full training folds, long
-    format (``strategy, fold, epoch, metric, value``) for ``seaborn.relplot``."""
-    rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "epoch": c["epoch"], "metric": metric,
-             "value": c[metric]}
-            for r in _results(store, EXPERIMENT, dataset) for c in r["curves"]
-            for metric in ("loss", "val_acc") if metric in c]
-    return pd.DataFrame(rows, columns=["strategy", "fold", "epoch", "metric", "value"])
-
-
-def summed_confusion(store: ResultsStore, dataset: str, strategy: str) -> np.ndarray:
-    """The confusion matrices of ``strategy``'s test folds, summed (rows: true class, columns: predicted)."""
-    matrices = [np.asarray(r["metrics"]["confusion"]) for r in _results(store, EXPERIMENT, dataset)
-                if r["arm"] == strategy]
-    if not matrices:
-        raise ValueError(f"no finished {EXPERIMENT} run of {strategy!r} on {dataset!r} in {store}")
-    return np.sum(matrices, axis=0)
-
-
 def embedding_map(embeddings: np.ndarray, categories: Sequence[str], *, method: str = "tsne",
                   seed: int = 0) -> pd.DataFrame:
     """A 2-D map of embeddings (``x, y, category``): scikit-learn's t-SNE (after PCA to at most 50 dimensions) or
@@ -351,6 +351,14 @@ def embedding_map(embeddings: np.ndarray, categories: Sequence[str], *, method: 
         perplexity = min(30.0, (len(x) - 1) / 3)
         reduced = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
     return pd.DataFrame({"x": reduced[:, 0], "y": reduced[:, 1], "category": list(categories)})
+
+
+@torch.no_grad()
+def frontend_logmel(model: PannModel, wave: np.ndarray) -> np.ndarray:
+    """The PANN frontend's log-mel of one clip, ``(frames, mel bins)`` in dB (before ``bn0``): what the network
+    sees."""
+    x = torch.tensor(np.asarray(wave, dtype=np.float32))[None].to(next(model.parameters()).device)
+    return model.logmel_extractor(model.spectrogram_extractor(x))[0, 0].cpu().numpy()
 
 
 @torch.no_grad()
