@@ -12,7 +12,7 @@ from esclib.experiments import cae as exp
 from esclib.features import CAEInput
 from esclib.models.cae import CAEClassifier, CAEEncoder, ConvAutoencoder, Switches, Unpool2d, Upsample2d
 from esclib.results.store import ResultsStore
-from esclib.train import EarlyStopping, fit
+from esclib.train import EarlyStopping, fit, steps
 
 # a 4x5 map (odd width: the last column is dropped by 2x2 floor pooling) and where each block's maximum sits
 HAND = torch.tensor([[1., 5., 0., 2., 9.],
@@ -135,11 +135,11 @@ def test_a_few_epochs_of_pretraining_reduce_the_reconstruction_loss(decoder):
     loader = DataLoader(TensorDataset(x), batch_size=16, shuffle=True)
     val = DataLoader(TensorDataset(_spectrogram_like(32, seed=1)), batch_size=32)
     model = ConvAutoencoder(filters=8, decoder=decoder)
-    before = exp.reconstruction_loss(model, val)["val_loss"]
+    before = steps.reconstruction_loss(model, val)["val_loss"]
     history = fit(model, loader, epochs=6, optimizer=torch.optim.Adam(model.parameters(), lr=3e-3),
-                  step_fn=exp.reconstruction_step, val_loader=val, val_fn=exp.reconstruction_loss,
+                  step_fn=steps.reconstruction_step, val_loader=val, val_fn=steps.reconstruction_loss,
                   early_stopping=EarlyStopping(5, "val_loss", "min"), progress=False)
-    after = exp.reconstruction_loss(model, val)["val_loss"]
+    after = steps.reconstruction_loss(model, val)["val_loss"]
     assert after < 0.5 * before
     assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
     assert after == pytest.approx(min(r["val_loss"] for r in history.epochs), rel=1e-5)
@@ -153,7 +153,7 @@ def test_reconstruction_loss_is_the_mean_squared_error_over_every_bin():
             return t + 2.0
 
     loader = DataLoader(TensorDataset(x), batch_size=3)
-    assert exp.reconstruction_loss(Shift(), loader)["val_loss"] == pytest.approx(4.0)
+    assert steps.reconstruction_loss(Shift(), loader)["val_loss"] == pytest.approx(4.0)
 
 
 def test_study_split_sizes_are_1280_320_400_on_2000_clips():
@@ -177,6 +177,7 @@ def test_labelled_equivalent_interpolates_the_scratch_curve():
 
 def _tiny_world(tmp_path, n_classes=2, per_class=10, n_unlabelled=24):
     """A two-class ESC-50-like set (5 folds) and an ESC-US-like pool of 5 s WAV files at 44.1 kHz."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     t = np.arange(220500) / 44100
 
@@ -201,18 +202,22 @@ def _tiny_world(tmp_path, n_classes=2, per_class=10, n_unlabelled=24):
     return esc, ClipSet("escus", tmp_path, (), 0, 5.0, pd.DataFrame(us_rows))
 
 
-def test_cae_inputs_are_the_cae_input_of_each_clip_and_are_cached(tmp_path):
+def test_cae_inputs_are_the_cae_input_of_each_clip_and_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
     esc, _ = _tiny_world(tmp_path, per_class=2)
     feature = CAEInput()
-    x = exp.cae_inputs(esc, feature, cache_dir=tmp_path / "cache", progress=False)
+    x = exp.cae_inputs(esc, feature, progress=False)
     assert x.shape == (4, 1, 28, 36)
     wave = torch.from_numpy(sf.read(esc.paths[2], dtype="float32")[0]).unsqueeze(0)
     np.testing.assert_allclose(x[2], feature(wave)[0].numpy(), atol=1e-4)
-    again = exp.cae_inputs(esc, feature, cache_dir=tmp_path / "cache", progress=False)
-    assert again.filename == x.filename and len(list((tmp_path / "cache").glob("*.npy"))) == 1
-    larger = exp.cae_inputs(esc, CAEInput(n_mels=40, n_fft=2048, hop_length=1024), cache_dir=tmp_path / "cache",
-                            progress=False)
+    again = exp.cae_inputs(esc, feature, progress=False)
+    assert again.filename == x.filename and len(list((tmp_path / "cache" / "cae-inputs").glob("*.npy"))) == 1
+    larger = exp.cae_inputs(esc, CAEInput(n_mels=40, n_fft=2048, hop_length=1024), progress=False)
     assert larger.shape == (4, 1, 40, 216)
+    # a changed file is a new cache entry, never the stale array
+    sf.write(esc.paths[2], np.zeros(44100, dtype="float32"), 44100)
+    changed = exp.cae_inputs(esc, feature, progress=False)
+    assert changed.filename != x.filename and not np.allclose(changed[2], x[2])
 
 
 def test_pretraining_pool_takes_the_first_clips_in_path_order_and_holds_out_validation(tmp_path):
@@ -226,25 +231,72 @@ def test_pretraining_pool_takes_the_first_clips_in_path_order_and_holds_out_vali
         exp.pretraining_pool(us, 99)
 
 
-def test_experiment_runs_records_and_reuses_finished_settings(tmp_path):
+def _recipe(**changes) -> exp.FinetuneRecipe:
+    base = dict(n_mels=28, n_fft=12288, hop_length=6144, lr=1e-3, batch_size=8, filters=4, pretrain_epochs=2,
+                patience=1, finetune_epochs=2, labelled_fraction=1.0, hidden_activation="linear")
+    return exp.FinetuneRecipe(**{**base, **changes})
+
+
+def _experiments(esc, us, store):
+    pretraining = exp.CAEPretraining(exp.pretraining_pool(us, None), store=store, progress=False)
+    return pretraining, exp.CAEExperiment(esc, pretraining, store=store, progress=False)
+
+
+def test_experiment_runs_records_and_reuses_finished_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
     esc, us = _tiny_world(tmp_path)
     store = ResultsStore(tmp_path / "results")
-    hyper = exp.CAEHyper(pretrain_epochs=2, finetune_epochs=2, patience=1)
-    experiment = exp.CAEExperiment(esc, exp.pretraining_pool(us, None), store, hyper=hyper, progress=False,
-                                   cache_dir=tmp_path / "cache")
+    pretraining, experiment = _experiments(esc, us, store)
     splits = experiment.splits(random=True, folds=[1])
-    runs = experiment.run_grid(["supervised", "cae-unpool"], [8], [4], splits)
-    assert len(runs) == 4 and set(runs["split"]) == {"random", "folds"}
-    assert runs["accuracy"].between(0, 1).all()
-    random_run = runs[(runs["split"] == "random") & (runs["arm"] == "cae-unpool")].iloc[0]
+    runs = experiment.run_grid(["supervised", "cae-unpool"], _recipe(), [8], [4], splits)
+    frame = runs.frame()
+    assert len(runs) == 4 and set(frame["split"]) == {"random", "folds"}
+    assert frame["accuracy"].between(0, 1).all()
+    random_run = frame[(frame["split"] == "random") & (frame["arm"] == "cae-unpool")].iloc[0]
     assert random_run["n_test"] == 4 and random_run["n_train"] == 13  # 20 clips: 13 / 3 / 4
-    pretrain = [r for r in store.results("cae") if r["setting"].get("stage") == "pretrain"]
+    pretrain = list(store.results("cae_pretrain"))
     assert len(pretrain) == 1 and pretrain[0]["curves"][0]["val_loss"] > 0
-    again = exp.CAEExperiment(esc, exp.pretraining_pool(us, None), store, hyper=hyper, progress=False,
-                              cache_dir=tmp_path / "cache").run_grid(["supervised", "cae-unpool"], [8], [4], splits)
-    pd.testing.assert_frame_equal(runs, again)
-    table = exp.accuracy_table(runs)
-    assert set(table["arm"]) == {"supervised", "cae-unpool"} and (table["count"] == 1).all()
+    # the pre-trained arm's identity names the pre-training run its encoder came from
+    unpool = runs.select(arm="cae-unpool")[0]
+    assert unpool["identity"]["inputs"]["encoder"] == pretrain[0]["id"]
+    again = _experiments(esc, us, store)[1].run_grid(["supervised", "cae-unpool"], _recipe(), [8], [4], splits)
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in runs]
+    assert len(list(store.results("cae"))) == 4
+    # any other recipe value is another run: a new result beside the first, never the stale one
+    faster = _experiments(esc, us, store)[1].run_grid(["supervised"], _recipe(lr=1e-2), [8], [4], splits[:1])
+    assert faster[0]["identity"]["recipe"]["lr"] == 1e-2 and len(list(store.results("cae"))) == 5
+    table = runs.summary(["accuracy"])
+    assert set(table["arm"]) == {"supervised", "cae-unpool"} and (table["runs"] == 1).all()
+
+
+def test_pretraining_weights_are_kept_and_the_classifier_starts_from_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    esc, us = _tiny_world(tmp_path)
+    pretraining, experiment = _experiments(esc, us, ResultsStore(tmp_path / "results"))
+    recipe = _recipe()
+    model, result = pretraining.pretrained("cae-unpool", recipe.pretraining)
+    weights = pretraining.artifact(result, "autoencoder.pt")
+    assert weights.is_file()
+    again, _ = pretraining.pretrained("cae-unpool", recipe.pretraining)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    weights.unlink()  # a result whose weights are gone is trained again (same identity, same weights)
+    rebuilt, _ = pretraining.pretrained("cae-unpool", recipe.pretraining)
+    for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_same_parameters_give_the_same_numbers_under_other_folders(tmp_path, monkeypatch):
+    """No seed depends on a path: the world copied elsewhere, other cache and results folders, same metrics."""
+    metrics = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / name / "cache"))
+        esc, us = _tiny_world(tmp_path / name / "data")
+        _, experiment = _experiments(esc, us, ResultsStore(tmp_path / name / "results"))
+        runs = experiment.run_grid(["supervised", "cae-unpool"], _recipe(), [8], [4], [("folds", 1)])
+        metrics.append([(r["arm"], r["id"], r["metrics"]["accuracy"], r["metrics"]["val_acc"], r["curves"])
+                        for r in runs])
+    assert metrics[0] == metrics[1]
 
 
 def test_chapter_spec_resolves_the_study_protocol_and_names_bad_values():
@@ -255,7 +307,7 @@ def test_chapter_spec_resolves_the_study_protocol_and_names_bad_values():
     assert paper["batch_sizes"] == (16, 32, 64) and paper["filters"] == (64,) and paper["pool_size"] == 50_000
     assert paper["folds"] == "all" and paper["random_split"] is True and paper["hidden_activation"] == "linear"
     quick = resolve(SPEC, "quick", filters="16,32", labelled_fractions=[0.5, 0.1])
-    assert quick["filters"] == (16, 32) and quick["labelled_fractions"] == (0.5, 0.1)
+    assert quick["filters"] == (16, 32) and quick["labelled_fractions"] == (0.1, 0.5)
     with pytest.raises(ValueError, match="'batch_sizes'"):
         resolve(SPEC, "quick", batch_sizes="32,zero")
     with pytest.raises(ValueError, match="'arms'"):

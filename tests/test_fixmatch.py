@@ -187,6 +187,15 @@ def test_paired_loader_cycles_the_labelled_loader_over_one_unlabelled_pass():
 RATE, CLIP = 16000, 4000  # 0.25-s clips at the mini PANN's rate
 
 
+def _recipe(**changes):
+    """The paper profile's recipe (from the chapter's spec, the one source of defaults) with ``changes``."""
+    from esclib.experiments.fixmatch import FixMatchRecipe
+    from esclib.runner.spec import resolve
+    from esclib.runner.specs.ch02_fixmatch import SPEC
+
+    return FixMatchRecipe.from_config(resolve(SPEC, "paper")).replace(**changes)
+
+
 @pytest.fixture
 def experiment(tmp_path, monkeypatch):
     """A 4-fold, 3-class world of 36 clips whose waveform is the constant (clip number + 1) / 100; clip 20 (fold 3)
@@ -206,7 +215,7 @@ def experiment(tmp_path, monkeypatch):
     clips = ClipSet("tiny", tmp_path, ("a", "b", "c"), 4, CLIP / RATE, pd.DataFrame(rows))
     torch.manual_seed(0)
     checkpoint = save_pann_checkpoint(build_pann("CnnMini16k", classes_num=5), tmp_path / "mini.pth", 1)
-    return FixMatchExperiment(clips, checkpoint, ResultsStore(tmp_path / "results"), progress=False)
+    return FixMatchExperiment(clips, checkpoint, store=ResultsStore(tmp_path / "results"), progress=False)
 
 
 def _clip_numbers(waves):
@@ -214,21 +223,20 @@ def _clip_numbers(waves):
 
 
 def test_no_test_fold_clip_enters_either_stream(experiment):
-    from esclib.experiments.fixmatch import FixMatchRecipe
-
-    recipe = FixMatchRecipe(labelled_fraction=0.5, batch_size=2, mu=2, mixup=False, epochs=1)
+    recipe = _recipe(labelled_fraction=0.5, batch_size=2, mu=2, mixup=False, epochs=1)
     data = experiment.fold(1, 0.5)
+    split = experiment.split(1, recipe)
     labelled = {int(c.split(".")[0]) for c in data.labelled.table["clip_id"]}
     unlabelled = {int(c.split(".")[0]) for c in data.unlabelled.table["clip_id"]}
     assert not labelled & unlabelled and len(labelled | unlabelled) == 17  # folds 3-4 without clip 20
     seen_l, seen_u = set(), set()
-    loader = experiment.train_loader("fixmatch-pann", data, recipe)
+    loader = experiment.train_loader("fixmatch-pann", split, recipe)
     for _ in range(6):  # a few epochs: every clip of both streams gets drawn
         for (wave_l, _, _), (wave_u, target_u, _) in loader:
             seen_l |= _clip_numbers(wave_l)
             seen_u |= _clip_numbers(wave_u)
             assert (target_u == -1).all()  # the unlabelled stream carries no label
-    for (wave, _, _) in experiment.train_loader("supervised-pann", data, recipe):
+    for (wave, _, _) in experiment.train_loader("supervised-pann", split, recipe):
         assert _clip_numbers(wave) <= labelled
     assert seen_l == labelled and seen_u == unlabelled
     folds = {n // 9 + 1 for n in seen_l | seen_u}
@@ -278,27 +286,31 @@ def test_sslh_views_act_on_the_waveform_and_the_strong_one_hides_more():
 def test_a_run_trains_records_its_diagnostics_and_is_reused(experiment, monkeypatch):
     from esclib.experiments import fixmatch as fm
 
-    recipe = fm.FixMatchRecipe(labelled_fraction=0.5, epochs=2, steps_per_epoch=2, batch_size=2, mu=2)
-    first = experiment.run("fixmatch-pann", 1, recipe)
-    assert 0 <= first["accuracy"] <= 1 and 0 <= first["auc"] <= 1 and first["n_unlabelled"] == 9
+    import esclib.experiments.base as base
+
+    recipe = _recipe(labelled_fraction=0.5, epochs=2, steps_per_epoch=2, batch_size=2, mu=2)
+    first = experiment.run("fixmatch-pann", recipe, experiment.split(1, recipe))
+    metrics = first["metrics"]
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc"] <= 1 and metrics["n_unlabelled"] == 9
     assert [c["epoch"] for c in first["curves"]] == [1, 2]
-    assert {"mask_rate", "pseudo_acc", "loss_u", "val_acc", "lr"} <= set(first["curves"][0])
-    assert first["threshold"] == 0.95 and first["fold"] == 1 and first["labelled_fraction"] == 0.5
+    assert {"mask_rate", "pseudo_acc", "pseudo_acc_masked", "loss_u", "val_acc", "lr"} <= set(first["curves"][0])
+    assert first["setting"]["threshold"] == 0.95 and first["setting"]["fold"] == 1
+    assert first["setting"]["labelled_fraction"] == 0.5
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(fm, "fit", no_training)
-    assert experiment.run("fixmatch-pann", 1, recipe)["accuracy"] == first["accuracy"]
+    monkeypatch.setattr(base, "fit", no_training)
+    assert experiment.run("fixmatch-pann", recipe, experiment.split(1, recipe))["metrics"] == metrics
     with pytest.raises(AssertionError, match="trained again"):  # other parameters, same setting: trained again
-        experiment.run("fixmatch-pann", 1, fm.FixMatchRecipe(labelled_fraction=0.5, epochs=3, steps_per_epoch=2,
-                                                             batch_size=2, mu=2))
+        changed = recipe.replace(epochs=3)
+        experiment.run("fixmatch-pann", changed, experiment.split(1, changed))
 
 
 def test_the_chapter_plan_and_its_labels():
     from esclib.experiments import fixmatch as fm
 
-    base = fm.FixMatchRecipe()
+    base = _recipe()
     plan = fm.chapter_plan(base, ablations=("threshold", "optimizer"), ablation_fraction=0.01)
     arms = [(arm, fm.variant(arm, recipe, base)) for arm, recipe in plan]
     assert arms[:5] == [("supervised-pann", "main"), ("supervised-scratch", "main"), ("fixmatch-pann", "main"),
@@ -308,4 +320,4 @@ def test_the_chapter_plan_and_its_labels():
     with pytest.raises(ValueError, match="unknown ablation"):
         fm.chapter_plan(base, ablations=("dropout",))
     with pytest.raises(ValueError, match="accumulate"):
-        fm.FixMatchRecipe(batch_size=5, accumulate=2)
+        _recipe(batch_size=5, accumulate=2)

@@ -161,12 +161,21 @@ def test_clip_bce_matches_the_closed_form():
         clip_bce(p, t[:1])
 
 
+def _transfer_recipe(**changes):
+    """The paper profile's transfer recipe (from the chapter's spec) with ``changes``."""
+    from esclib.experiments.pann_transfer import TransferRecipe
+    from esclib.runner.spec import resolve
+    from esclib.runner.specs.ch01_pann_transfer import SPEC
+
+    return TransferRecipe.from_config(resolve(SPEC, "paper")).replace(**changes)
+
+
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
     """A TransferExperiment on the tiny synthetic ESC-50 (3 classes x 10 clips) with a saved stand-in PANN."""
     from esclib.data.registry import load
     from esclib.data.synth import generate
-    from esclib.experiments.pann_transfer import TransferExperiment, TransferRecipe
+    from esclib.experiments.pann_transfer import TransferExperiment
     from esclib.results import ResultsStore
 
     tmp = tmp_path_factory.mktemp("transfer")
@@ -174,8 +183,8 @@ def tiny_experiment(tmp_path_factory):
         patch.setenv("ESCLIB_CACHE", str(tmp / "cache"))
         clips = load("esc50", generate("esc50", tmp / "ESC-50", size="tiny", workers=1, progress=False))
         checkpoint = save_pann_checkpoint(_pretrained(), tmp / "stand-in.pth", 10)
-        experiment = TransferExperiment(clips, checkpoint, TransferRecipe(epochs=2, batch_size=4, clip_seconds=1.0),
-                                        ResultsStore(tmp / "results"), seed=0, progress=False)
+        experiment = TransferExperiment(clips, checkpoint, crop_seconds=1.0, store=ResultsStore(tmp / "results"),
+                                        seed=0, progress=False)
         yield experiment, patch
 
 
@@ -194,22 +203,29 @@ def test_the_frozen_shortcut_is_exact(tiny_experiment):
 
 
 def test_runs_are_recorded_reused_and_few_shot_runs_use_per_class_clips(tiny_experiment):
+    from esclib.experiments.pann_transfer import FewShotTransfer, few_shot_curve
+
     experiment, _ = tiny_experiment
-    first = experiment.run("freeze_l1", 1)
-    assert 0 <= first["accuracy"] <= 1 and first["epochs"] == 2
-    assert first["n_train"] == len(experiment.split(1).train) and first["n_test"] == len(experiment.split(1).test)
+    recipe = _transfer_recipe(epochs=2, batch_size=4, clip_seconds=1.0)
+    first = experiment.run("freeze_l1", recipe, experiment.split(1))
+    metrics = first["metrics"]
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["epochs"] == 2
+    assert metrics["n_train"] == len(experiment.split(1).train) and metrics["n_test"] == len(experiment.split(1).test)
     result = next((experiment.store.root / "pann_transfer" / "freeze_l1").glob("*/result.json"))
     stamp = result.stat().st_mtime_ns
-    assert experiment.run("freeze_l1", 1) == first and result.stat().st_mtime_ns == stamp
-    few = experiment.run("fine-tune", 1, per_class=2)
-    assert few["n_train"] == 2 * experiment.clips.num_classes and few["per_class"] == 2
-    curve = experiment.few_shot_curve()
+    assert experiment.run("freeze_l1", recipe, experiment.split(1)) == first and result.stat().st_mtime_ns == stamp
+    assert first["identity"]["inputs"]["checkpoint"]["name"] == "stand-in"
+    few_shot = FewShotTransfer.of(experiment)
+    few = few_shot.few_shot(["fine-tune"], [1], [2], recipe)
+    assert few[0]["metrics"]["n_train"] == 2 * experiment.clips.num_classes and few[0]["setting"]["per_class"] == 2
+    curve = few_shot_curve(few, [first], experiment.clips.num_classes)
     assert set(zip(curve["strategy"], curve["subset"])) == {("freeze_l1", "all"), ("fine-tune", "few-shot")}
 
 
 def test_a_sample_rate_other_than_the_checkpoints_is_refused(tiny_experiment):
-    from dataclasses import replace
+    from esclib.experiments.pann_transfer import TransferExperiment
 
     experiment, _ = tiny_experiment
     with pytest.raises(ValueError, match="sample_rate=32000"):
-        replace(experiment, checkpoint=experiment.checkpoint, sample_rate=32000)
+        TransferExperiment(experiment.clips, experiment.checkpoint, sample_rate=32000, crop_seconds=1.0,
+                           store=experiment.store)

@@ -137,6 +137,26 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ChapterHelp(argparse.Action):
+    """``-h`` / ``--help`` of ``esc run``: the command's help, then the named chapter's parameters."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from esclib.runner.spec import spec_help
+        from esclib.runner.specs import get_spec
+
+        parser.print_help()
+        notebook = getattr(namespace, "notebook", None)
+        spec = get_spec(Path(notebook).stem) if notebook else None
+        if spec is not None:
+            print("\n" + spec_help(spec))
+        elif notebook:
+            print(f"\n{notebook}: no chapter spec (esclib/runner/specs/ch{Path(notebook).stem}.py)")
+        parser.exit()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``book`` and ``results`` to the ``esc`` command."""
     common = argparse.ArgumentParser(add_help=False)
@@ -150,7 +170,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = subparsers.add_parser("run", parents=[common, execution], help="execute a chapter notebook with papermill",
                                 description="Execute notebooks/NOTEBOOK.ipynb into book/chapters/ (a sweep into "
-                                            "book/chapters/sweeps/NOTEBOOK/).")
+                                            "book/chapters/sweeps/NOTEBOOK/). `esc run NOTEBOOK --help` lists "
+                                            "the chapter's parameters.", add_help=False)
+    run.add_argument("-h", "--help", action=_ChapterHelp, help="show this help (and NOTEBOOK's parameters) and exit")
     run.add_argument("notebook", help="chapter stem (01_pann_transfer) or path of a notebook")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="set a parameter (value read as a Python literal, else text); repeatable")

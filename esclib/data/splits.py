@@ -17,12 +17,13 @@ tables carry a ``split`` column (train / val / test), which :func:`assert_traina
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from esclib.data.clips import ClipSet
+from esclib.digest import digest
 
 #: column that split tables carry: which side of the split each clip is on
 SPLIT_COLUMN = "split"
@@ -57,6 +58,47 @@ class FoldSplit:
         return (f"{self.test.name}: {where}; train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
                 + (f", {len(self.excluded)} clips left out (source shared with a held-out fold)"
                    if self.excluded else ""))
+
+    def record(self, **parts: ClipSet) -> "SplitRecord":
+        """The :class:`SplitRecord` of this split: ``train``, ``val``, ``test`` plus ``parts`` (e.g. the
+        ``labelled`` / ``unlabelled`` cut of the training clips a run actually used)."""
+        return SplitRecord.of(self.test.name, self.kind, self.test_fold,
+                              **{"train": self.train, "val": self.val, "test": self.test, **parts})
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """The exact clips a run used, by role (``train``, ``val``, ``test``, ``labelled``, ``unlabelled``, ``pool``
+    ...), as clip ids in the order the run read them -- stored with every result (as USB persists its label
+    indices) so that a number can be traced to its clips and two runs can be checked to share a split.
+
+    ``digest`` depends on the dataset's name and the clip ids of every role, nothing else.
+    """
+
+    dataset: str
+    kind: str
+    fold: int | None
+    parts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, dataset: str, kind: str, fold: int | None = None, **parts: ClipSet) -> "SplitRecord":
+        """The record of ``parts`` (role -> ClipSet) of ``dataset``."""
+        return cls(dataset, kind, fold, {role: tuple(map(str, clips.table["clip_id"])) for role, clips in
+                                         parts.items()})
+
+    @property
+    def digest(self) -> str:
+        """Digest of the dataset name and the clip ids of every role."""
+        return digest({"dataset": self.dataset, "parts": dict(self.parts)}, 16)
+
+    def sizes(self) -> dict[str, int]:
+        """Clips per role."""
+        return {role: len(ids) for role, ids in self.parts.items()}
+
+    def to_json(self) -> dict:
+        """The record as JSON (what the results store writes to ``splits/<digest>.json``)."""
+        return {"digest": self.digest, "dataset": self.dataset, "kind": self.kind, "fold": self.fold,
+                "sizes": self.sizes(), "parts": {role: list(ids) for role, ids in self.parts.items()}}
 
 
 def _marked(clips: ClipSet, rows: np.ndarray, side: str) -> ClipSet:
@@ -170,3 +212,40 @@ def assert_trainable(clips: ClipSet) -> None:
         if not test.empty:
             raise LeakError(f"refusing to train on {len(test)} test clip(s) of {clips.name}: "
                             + ", ".join(test.iloc[:20]) + (" ..." if len(test) > 20 else ""))
+
+
+#: how a run picks its model (issue "methods as published"; Oliver et al. 2018): on the fully labelled validation fold,
+#: on a validation set drawn from the run's own label budget, or no selection (the last epoch of a fixed schedule)
+SELECTIONS: tuple[str, ...] = ("validation-fold", "budgeted", "last")
+
+#: share of each class's labelled clips held out for validation under ``selection="budgeted"``
+BUDGETED_SHARE = 0.2
+
+
+def selection_sets(selection: str, labelled: ClipSet, val_fold: ClipSet, *, seed: int = 0,
+                   share: float = BUDGETED_SHARE) -> tuple[ClipSet, ClipSet | None]:
+    """The clips a run trains on and the clips it selects its model on, under ``selection``:
+
+    - ``validation-fold``: all ``labelled`` clips; the whole labelled validation fold (the studies' practice: it
+      holds more labels than a few-label budget, which makes few-label results optimistic);
+    - ``budgeted``: the validation clips come out of the same budget -- ``share`` of each class's labelled clips
+      (rounded down, at least one where a class has two or more), class-balanced, drawn from ``seed``; a class with
+      one labelled clip keeps it for training. When no clip can be held out, there is no validation set (None);
+    - ``last``: all ``labelled`` clips and no validation set (None): the run keeps its last epoch.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+    if selection == "validation-fold":
+        return labelled, val_fold
+    if selection == "last":
+        return labelled, None
+    if not 0 < share < 1:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    held = np.zeros(len(labelled), dtype=bool)
+    for c in np.unique(labelled.targets):
+        rows = np.flatnonzero(labelled.targets == c)
+        n = max(1, int(share * rows.size)) if rows.size >= 2 else 0
+        held[rows[np.random.default_rng([seed, int(c), 7]).permutation(rows.size)[:n]]] = True
+    if not held.any():
+        return labelled, None
+    return labelled.subset(~held), _marked(labelled, held, "val")

@@ -1,7 +1,8 @@
 """Chapter 02's experiment (study 000, ROCLING 2021): a pretrained PANN, FixMatch and SpecAugment on UrbanSound8K
 with 10 % of the labels (PROTOCOLS.md A0 and E).
 
-What the chapter runs, every run resumable and recorded in the results store (experiment ``fixmatch``):
+Notebook: 02_fixmatch. What the chapter runs, on the foundation of :mod:`esclib.experiments.base` (experiment
+``fixmatch``; every run's identity holds its recipe, the dataset's and checkpoint's digests and its split):
 
 1. :class:`FixMatchExperiment` loads the PANN checkpoint (``Cnn14_16k`` in the paper profile; ``"mini"``, the
    quick profile's model pre-trained on the synthetic mini-AudioSet, :func:`esclib.experiments.pann_transfer.
@@ -23,26 +24,23 @@ the labelled batch.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from esclib import paths
 from esclib.data.cache import cached_waveforms
 from esclib.data.clips import ClipSet
+from esclib.data.identity import dataset_identity
 from esclib.data.splits import FoldSplit, check_no_leak, fold_split, labelled_subset
 from esclib.data.torchdata import clip_loader
+from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.metrics import classification_metrics
 from esclib.models.transfer import TransferModel
-from esclib.results.store import ResultsStore, Run
-from esclib.train import EarlyStopping, History, fit, predict
+from esclib.results.summary import Results
+from esclib.train import EarlyStopping, predict
 from esclib.train.fixmatch import (CycledLoader, FixMatchStep, LabelledStep, PairedLoader, View,
                                    epoch_diagnostics)
 from esclib.train.optim import OPTIMIZERS, cosine_schedule, make_optimizer
@@ -61,8 +59,12 @@ ABLATIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
+#: mixup α of the labelled batch (the PANN recipe; study 000 keeps mixup inside FixMatch)
+MIXUP_ALPHA = 1.0
+
+
 @dataclass(frozen=True)
-class FixMatchRecipe:
+class FixMatchRecipe(Recipe):
     """How an arm is trained (PROTOCOLS E for study 000).
 
     ``labelled_fraction`` of the training folds is labelled (class-balanced). ``epochs`` under cosine annealing of
@@ -76,20 +78,19 @@ class FixMatchRecipe:
     the PANN pools over time, so training and evaluation see clips of one length).
     """
 
-    labelled_fraction: float = 0.1
-    epochs: int = 35
-    steps_per_epoch: int | None = None
-    batch_size: int = 32
-    mu: int = 7
-    threshold: float = 0.95
-    lambda_u: float = 1.0
-    optimizer: str = "adam"
-    lr: float = 5e-4
-    mixup: bool = True
-    mixup_alpha: float = 1.0
-    accumulate: int = 1
-    policies: str = "rocling"
-    crop_seconds: float | None = None
+    labelled_fraction: float
+    epochs: int
+    steps_per_epoch: int | None
+    batch_size: int
+    mu: int
+    threshold: float
+    lambda_u: float
+    optimizer: str
+    lr: float
+    mixup: bool
+    accumulate: int
+    policies: str
+    crop_seconds: float | None
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,9 +105,8 @@ class FixMatchRecipe:
             problems.append(f"batch_size {self.batch_size} must be a multiple of accumulate {self.accumulate}")
         if not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.lambda_u < 0 or self.lr <= 0 or self.mixup_alpha <= 0:
-            problems.append(f"lambda_u must be >= 0, lr and mixup_alpha > 0; got {self.lambda_u}, {self.lr}, "
-                            f"{self.mixup_alpha}")
+        if self.lambda_u < 0 or self.lr <= 0:
+            problems.append(f"lambda_u must be >= 0 and lr > 0; got {self.lambda_u}, {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.policies not in POLICIES:
@@ -115,13 +115,6 @@ class FixMatchRecipe:
             problems.append(f"crop_seconds must be > 0 or None, got {self.crop_seconds}")
         if problems:
             raise ValueError("FixMatchRecipe: " + "; ".join(problems))
-
-    @classmethod
-    def from_config(cls, config: Any) -> "FixMatchRecipe":
-        """The recipe from a chapter's resolved parameters (attributes named as the fields; missing or None ones
-        keep the defaults)."""
-        given = {f.name: getattr(config, f.name, None) for f in fields(cls)}
-        return cls(**{name: value for name, value in given.items() if value is not None})
 
     @property
     def micro_batch(self) -> int:
@@ -200,51 +193,48 @@ class FoldData:
         return f"{self.split.describe()}; labelled {len(self.labelled)}, unlabelled {len(self.unlabelled)}"
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class FixMatchExperiment:
+class FixMatchExperiment(Experiment):
     """Study 000's experiment on one dataset with one pretrained PANN (see the module docstring).
 
     ``checkpoint``: a registered name (``"Cnn14_16k"``), a file, or ``"mini"``; ``arch`` for a file whose
-    architecture cannot be inferred. ``progress``: a bar over the runs; ``train_progress``: also each run's batch
-    bars and per-epoch log lines (long ``paper`` runs).
+    architecture cannot be inferred.
     """
 
-    clips: ClipSet
-    checkpoint: str | Path
-    store: ResultsStore
-    arch: str | None = None
-    device: str | torch.device = "cpu"
-    seed: int = 0
-    eval_batch_size: int = 64
-    progress: bool = True
-    train_progress: bool = False
+    name = EXPERIMENT
+    arms = ARMS
 
-    def __post_init__(self) -> None:
+    def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None, eval_batch_size: int = 64,
+                 **kwargs: Any) -> None:
         from esclib.experiments.pann_transfer import resolve_checkpoint
         from esclib.models.panns import load_pann
 
-        if self.clips.multi_label:
-            raise ValueError(f"FixMatchExperiment: {self.clips.name} is multi-label; FixMatch here classifies "
+        super().__init__(**kwargs)
+        if clips.multi_label:
+            raise ValueError(f"FixMatchExperiment: {clips.name} is multi-label; FixMatch here classifies "
                              "single-label clips")
-        self.device = torch.device(self.device)
-        self.checkpoint = resolve_checkpoint(self.checkpoint, seed=self.seed, progress=self.progress)
-        pretrained = load_pann(self.checkpoint, self.arch, progress=self.progress)
+        self.clips, self.eval_batch_size = clips, eval_batch_size
+        given = Path(str(checkpoint)).expanduser()
+        self.source = given.stem if given.is_file() else str(checkpoint)
+        self.checkpoint = resolve_checkpoint(checkpoint, seed=self.seed, progress=self.progress)
+        pretrained = load_pann(self.checkpoint, arch, progress=self.progress)
         self.arch = type(pretrained).__name__
         self.sample_rate = pretrained.frontend.sample_rate
         cached_waveforms(self.clips, self.sample_rate, progress=self.progress)
         self._folds: dict[tuple[int, float], FoldData] = {}
-        self._finished: dict[tuple[str, int, FixMatchRecipe], dict] = {}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"dataset": dataset_identity(self.clips, progress=self.progress),
+                "checkpoint": {**checkpoint_identity(self.checkpoint, self.source), "arch": self.arch}}
+
+    def setting(self, arm: str, recipe: FixMatchRecipe, split: Split) -> dict[str, Any]:
+        return {"dataset": self.clips.name, "fold": split.fold, **recipe.setting(arm)}
 
     # ------------------------------------------------------------------------------------------------ data
     def fold(self, fold: int, labelled_fraction: float) -> FoldData:
         """Test fold ``fold``, validation ``fold + 1``; ``labelled_fraction`` of the rest labelled (class-balanced,
         from the seed; 1.0: every training clip), the remainder unlabelled. Raises
-        :class:`~esclib.data.splits.LeakError` if a test clip or a clip of a test source were in the validation set
-        or either training stream."""
+        :class:`~esclib.data.splits.LeakError` if a test clip or a clip of a test clip's source recording were in the
+        validation set or either training stream."""
         key = (int(fold), float(labelled_fraction))
         if key not in self._folds:
             split = fold_split(self.clips, int(fold))
@@ -256,23 +246,29 @@ class FixMatchExperiment:
             self._folds[key] = FoldData(split, labelled, unlabelled)
         return self._folds[key]
 
+    def split(self, fold: int, recipe: FixMatchRecipe) -> Split:
+        """The run's clips: validation and test folds, the labelled and the unlabelled training clips."""
+        data = self.fold(fold, recipe.labelled_fraction)
+        return Split({"labelled": data.labelled, "unlabelled": data.unlabelled, "val": data.split.val,
+                      "test": data.split.test}, "official", int(fold))
+
     def _loader(self, part: ClipSet, *, train: bool, batch_size: int, crop_seconds: float | None = None,
                 seed: int = 0) -> torch.utils.data.DataLoader:
         return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size, crop_seconds=crop_seconds,
                            seed=seed, pool=self.clips, progress=False)
 
-    def train_loader(self, arm: str, data: FoldData, recipe: FixMatchRecipe, seed: int = 0) -> Iterable:
+    def train_loader(self, arm: str, split: Split, recipe: FixMatchRecipe, seed: int = 0) -> Iterable:
         """What ``fit`` iterates for ``arm``: (labelled, unlabelled) pairs for FixMatch, labelled batches cycled
         for as many steps otherwise (see the module docstring)."""
         micro = recipe.micro_batch
-        labelled = self._loader(data.labelled, train=True, batch_size=2 * micro if recipe.mixup else micro,
+        labelled = self._loader(split.labelled, train=True, batch_size=2 * micro if recipe.mixup else micro,
                                 crop_seconds=recipe.crop_seconds, seed=seed)
-        unlabelled = (self._loader(data.unlabelled, train=True, batch_size=recipe.mu * micro,
+        unlabelled = (self._loader(split.unlabelled, train=True, batch_size=recipe.mu * micro,
                                    crop_seconds=recipe.crop_seconds, seed=seed + 1)
-                      if len(data.unlabelled) >= recipe.mu * micro else None)
+                      if len(split.unlabelled) >= recipe.mu * micro else None)
         if arm.startswith("fixmatch"):
             if unlabelled is None:
-                raise ValueError(f"{arm}: {len(data.unlabelled)} unlabelled clips, fewer than one batch of "
+                raise ValueError(f"{arm}: {len(split.unlabelled)} unlabelled clips, fewer than one batch of "
                                  f"mu x batch = {recipe.mu * micro}; lower mu or batch_size, or the labelled "
                                  "fraction")
             return _limited(PairedLoader(labelled, unlabelled), recipe)
@@ -285,19 +281,19 @@ class FixMatchExperiment:
         re-initialised (``-scratch``); the PANN's own SpecAugment off (the views are the augmentation)."""
         from esclib.models.panns import load_pann
 
-        strategy = "scratch" if check_arm(arm).endswith("scratch") else "fine-tune"
+        strategy = "scratch" if self.check_arm(arm).endswith("scratch") else "fine-tune"
         model = TransferModel(load_pann(self.checkpoint, self.arch, progress=False), self.clips.num_classes, strategy)
         model.base.spec_augment = False
         return model
 
-    def step(self, arm: str, data: FoldData, recipe: FixMatchRecipe) -> LabelledStep:
+    def step(self, arm: str, split: Split, recipe: FixMatchRecipe) -> LabelledStep:
         """``fit``'s step for ``arm`` (FixMatch with the hidden labels for its diagnostics, or the labelled half)."""
         weak, strong = policy_views(recipe.policies)
-        alpha = recipe.mixup_alpha if recipe.mixup else None
+        alpha = MIXUP_ALPHA if recipe.mixup else None
         if arm.startswith("fixmatch"):
             return FixMatchStep(weak, strong, self.clips.num_classes, threshold=recipe.threshold,
                                 lambda_u=recipe.lambda_u, mixup_alpha=alpha,
-                                hidden_targets=data.unlabelled.table["hidden_target"].to_numpy())
+                                hidden_targets=split.unlabelled.table["hidden_target"].to_numpy())
         return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha)
 
     @torch.no_grad()
@@ -313,76 +309,36 @@ class FixMatchExperiment:
         shown = {"original": base.logmel(x), "weak": weak.of(base.logmel, x), "strong": strong.of(base.logmel, x)}
         return {name: value[0, 0].numpy() for name, value in shown.items()}
 
-    def params(self, arm: str, recipe: FixMatchRecipe) -> dict:
-        """Everything a run depends on besides its setting (stored with the result)."""
-        return {**asdict(recipe), "arm": arm, "checkpoint": str(self.checkpoint), "arch": self.arch,
-                "sample_rate": self.sample_rate, "clips": len(self.clips)}
-
-    def run(self, arm: str, fold: int, recipe: FixMatchRecipe) -> dict:
-        """Train (or resume, or reuse) ``arm`` with ``recipe`` on ``fold`` and test it; returns the arm, setting,
-        metrics and per-epoch ``curves`` as one dict. A finished run whose stored parameters differ from these is
-        trained again; a run this experiment already finished is returned as it is (also under ``esc run --force``,
-        so that a plan listing a run twice trains it once)."""
-        check_arm(arm)
-        if (arm, int(fold), recipe) in self._finished:
-            return self._finished[arm, int(fold), recipe]
-        setting = {"dataset": self.clips.name, "fold": int(fold), "seed": self.seed, **recipe.setting(arm)}
-        params = self.params(arm, recipe)
-        run = self.store.run(EXPERIMENT, arm, setting, params)
-        if run.done and run.result()["params"] != run.params:
-            run = self.store.run(EXPERIMENT, arm, setting, params, force=True)
-        if not run.done:
-            with run:
-                self._train(run, arm, int(fold), recipe)
-        result = run.result()
-        row = {"arm": arm, **setting, **result["metrics"], "curves": result["curves"]}
-        self._finished[arm, int(fold), recipe] = row
-        return row
-
-    def _train(self, run: Run, arm: str, fold: int, recipe: FixMatchRecipe) -> None:
-        data = self.fold(fold, recipe.labelled_fraction)
-        identity = _digest(EXPERIMENT, arm, run.setting, run.params)
-        torch.manual_seed(int(identity, 16) % 2**31)
+    def train(self, ctx: RunContext, arm: str, recipe: FixMatchRecipe, split: Split) -> dict[str, Any]:
         model = self.model(arm)
         optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
-        checkpoint = paths.cache_dir() / "checkpoints" / EXPERIMENT / f"{arm}-{identity}.pt"
         evaluation = {"train": False, "batch_size": self.eval_batch_size, "crop_seconds": recipe.crop_seconds}
-        history = fit(model, self.train_loader(arm, data, recipe, seed=int(identity[:8], 16)), epochs=recipe.epochs,
-                      optimizer=optimizer, step_fn=self.step(arm, data, recipe),
-                      val_loader=self._loader(data.split.val, **evaluation),
-                      scheduler=cosine_schedule(optimizer, recipe.epochs), device=self.device,
-                      checkpoint=checkpoint, accumulate=recipe.accumulate,
-                      early_stopping=EarlyStopping(recipe.epochs, "val_acc", "max"), progress=self.train_progress,
-                      desc=f"{arm} fold {fold}")
-        scores, targets = predict(model, self._loader(data.split.test, **evaluation), self.device)
+        history = ctx.fit(model, self.train_loader(arm, split, recipe, seed=ctx.seed), epochs=recipe.epochs,
+                          optimizer=optimizer, step_fn=self.step(arm, split, recipe),
+                          val_loader=self._loader(split.val, **evaluation),
+                          scheduler=cosine_schedule(optimizer, recipe.epochs), accumulate=recipe.accumulate,
+                          early_stopping=EarlyStopping(recipe.epochs, "val_acc", "max"))
+        for record in ctx.histories[-1].epochs:
+            if "mask_rate" in record:
+                record.update(epoch_diagnostics(record))
+        scores, targets = predict(model, self._loader(split.test, **evaluation), self.device)
         metrics = classification_metrics(targets, scores, self.clips.num_classes)
-        _finish(run, history, {key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")}
-                | {"n_labelled": len(data.labelled), "n_unlabelled": len(data.unlabelled),
-                   "n_test": len(data.split.test)})
-        checkpoint.unlink(missing_ok=True)
+        best = history.best("val_acc", "max")
+        last = ctx.histories[-1].epochs[-1]
+        diagnostics = {f"final_{k}": last[k] for k in ("mask_rate", "pseudo_acc", "pseudo_acc_masked") if k in last}
+        return {**{key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")},
+                "val_acc": best["val_acc"], "best_epoch": int(best["epoch"]), **diagnostics,
+                "n_labelled": len(split.labelled), "n_unlabelled": len(split.unlabelled), "n_test": len(split.test)}
 
-    def run_plan(self, plan: Sequence[tuple[str, FixMatchRecipe]], folds: Sequence[int]) -> "PlanResults":
+    def run_plan(self, plan: Sequence[tuple[str, FixMatchRecipe]], folds: Sequence[int]) -> Results:
         """Every (fold, arm, recipe) run of ``plan`` (from :func:`chapter_plan`; its first recipe is the main one,
-        the others are labelled by how they differ from it); finished runs are reused."""
+        the others are labelled by how they differ from it, in ``result["label"]``); finished runs are reused."""
         if not plan:
             raise ValueError("run_plan: the plan is empty (no arm, no upper bound, no ablation)")
         base = plan[0][1]
-        grid = [(arm, fold, recipe) for fold in folds for arm, recipe in plan]
-        rows, curves = [], []
-        for arm, fold, recipe in tqdm(grid, desc="fixmatch runs", disable=not self.progress):
-            row = {"variant": variant(arm, recipe, base), **self.run(arm, fold, recipe)}
-            curves += [{"arm": arm, "variant": row["variant"], "fold": fold, **c} for c in row.pop("curves")]
-            rows.append(row)
-        return PlanResults(pd.DataFrame(rows), pd.DataFrame(curves))
-
-
-@dataclass(frozen=True)
-class PlanResults:
-    """The runs of a plan: one row per run (``arm, variant``, setting, test metrics) and the per-epoch curves
-    (``arm, variant, fold, epoch``, training logs, diagnostics, ``val_acc``)."""
-
-    runs: pd.DataFrame
-    curves: pd.DataFrame
+        cells = [(arm, recipe, self.split(fold, recipe)) for fold in folds for arm, recipe in plan]
+        return self.grid(cells, desc="fixmatch runs",
+                         label=lambda arm, recipe: f"{arm} ({variant(arm, recipe, base)})")
 
 
 def variant(arm: str, recipe: FixMatchRecipe, base: FixMatchRecipe) -> str:
@@ -396,47 +352,8 @@ def variant(arm: str, recipe: FixMatchRecipe, base: FixMatchRecipe) -> str:
     return ", ".join(diffs) or "main"
 
 
-def summary_table(runs: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "auc"), digits: int = 3) -> pd.DataFrame:
-    """Mean ± std over folds of ``metrics`` per arm and variant, with the published number for the same arm and
-    setting beside each (from :mod:`esclib.results.studies`: study 000's Tables 2-5, USB, Cancès et al.)."""
-    from esclib.results.studies import study_value
-
-    rows = []
-    for (arm, name), group in runs.groupby(["arm", "variant"], sort=False):
-        setting = {k: v for k, v in group.iloc[0].items() if k in SETTING_KEYS}
-        row = {"arm": arm, "variant": name, "folds": len(group)}
-        for metric in metrics:
-            values = group[metric].astype(float)
-            std = values.std(ddof=1) if len(values) > 1 else float("nan")
-            row[metric] = f"{values.mean():.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")
-            published = study_value(EXPERIMENT, arm, metric, setting)
-            row[f"published {metric}"] = "" if published is None else f"{published.value:.{digits}f}"
-            if published is not None:
-                row["source"] = published.study.source
-        rows.append(row)
-    return pd.DataFrame(rows).fillna("")
-
-
-#: setting keys of a run (besides fold and seed), used to find the published numbers of its arm
-SETTING_KEYS: tuple[str, ...] = ("dataset", "labelled_fraction", "threshold", "batch_size", "optimizer", "mixup",
-                                 "grad_accum", "mu", "policies")
-
-
 def _limited(loader: PairedLoader, recipe: FixMatchRecipe) -> Iterable:
     """``loader``, or ``steps_per_epoch`` x ``accumulate`` of its batches per epoch when the recipe fixes it."""
     if recipe.steps_per_epoch is None:
         return loader
     return CycledLoader(loader, recipe.steps_per_epoch * recipe.accumulate)
-
-
-def _finish(run: Run, history: History, metrics: dict) -> None:
-    """Log every epoch (with the derived pseudo-label diagnostics) and write the result with the best epoch's
-    validation accuracy and the last epoch's diagnostics."""
-    for record in history.epochs:
-        extra = epoch_diagnostics(record) if "mask_rate" in record else {}
-        run.log_epoch(**record, **extra)
-    best = history.best("val_acc", "max")
-    last = run.curves[-1]
-    diagnostics = {key: last[key] for key in ("mask_rate", "pseudo_acc", "pseudo_acc_masked") if key in last}
-    run.finish({**metrics, "val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
-                "epochs": len(history.epochs), **{f"final_{k}": v for k, v in diagnostics.items()}})

@@ -1,19 +1,20 @@
 """Chapter 01's experiment (study 003, Kong et al. 2020): transferring a pretrained PANN to ESC-50.
 
-What the chapter runs, every run resumable and recorded in the results store:
+Notebook: 01_pann_transfer. On the foundation of :mod:`esclib.experiments.base`:
 
 1. :class:`TransferExperiment` loads the PANN checkpoint (a released file by name, a path, or ``"mini"``: the
    ``quick`` profile's model pre-trained on the synthetic mini-AudioSet, :func:`esclib.train.pann_pretrain.
-   mini_checkpoint`) and the dataset's waveforms at the PANN's sample rate.
-2. :meth:`TransferExperiment.run` trains one strategy (:data:`esclib.models.transfer.STRATEGIES`) on one official
-   fold (test fold k, validation fold k+1, training the rest; PROTOCOLS E) with the authors' recipe (Adam with
-   amsgrad, batch 32, mixup α = 1 on pairs, SpecAugment inside the model, :func:`~esclib.train.pann_pretrain.
-   mixup_step`) and keeps the epoch with the best validation accuracy; experiment ``pann_transfer``, arm = the
-   strategy, setting ``dataset``, ``checkpoint`` (its name: ``mini``, ``Cnn14``, a file's stem), ``fold``.
-3. :meth:`TransferExperiment.few_shot` repeats the runs on ``per_class`` labelled clips per class (the study's
-   Fig. 5); experiment ``pann_transfer_fewshot``, setting ``dataset``, ``checkpoint``, ``fold``, ``per_class``. Every run, few-shot
-   or not, takes the same number of optimiser steps: an epoch draws as many clips as the fold's full training set,
-   class-balanced with replacement from the clips it may use.
+   mini_checkpoint`) and the dataset's waveforms at the PANN's sample rate; the checkpoint's bytes and the dataset's
+   contents are part of every run's identity.
+2. :meth:`TransferExperiment.train` trains one strategy (:data:`esclib.models.transfer.STRATEGIES`, the arms) on
+   one official fold (test fold k, validation fold k+1, training the rest; PROTOCOLS E) with the authors' recipe
+   (Adam with amsgrad, batch 32, mixup α = 1 on pairs, SpecAugment inside the model,
+   :func:`~esclib.train.pann_pretrain.mixup_step`) and keeps the epoch with the best validation accuracy;
+   experiment ``pann_transfer``.
+3. :class:`FewShotTransfer` repeats the runs on ``per_class`` labelled clips per class (the study's Fig. 5);
+   experiment ``pann_transfer_fewshot``, setting ``per_class``. Every run, few-shot or not, takes the same number of
+   optimiser steps: an epoch draws as many clips as the fold's full training set, class-balanced with replacement
+   from the clips it may use.
 
 The frozen strategies (``freeze_l1``, ``freeze_l3``) keep the base in eval mode, so a clip's embedding is one fixed
 vector: it is computed once per clip (the centre crop the other strategies are evaluated on, no augmentation) and
@@ -23,9 +24,7 @@ frozen base would compute, minus the repeated forward passes. Their mixup mixes 
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,17 +36,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from esclib import paths
 from esclib.data.cache import cached_waveforms
 from esclib.data.clips import ClipSet
-from esclib.data.splits import FoldSplit, assert_trainable, fold_split, labelled_subset
+from esclib.data.identity import dataset_identity
+from esclib.data.splits import assert_trainable, fold_split, labelled_subset
 from esclib.data.torchdata import WaveformDataset
+from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.losses import soft_cross_entropy
 from esclib.metrics import classification_metrics
 from esclib.models.panns import PannModel, load_pann
-from esclib.models.transfer import FROZEN, TransferModel, check_strategy
-from esclib.results.store import ResultsStore, Run
-from esclib.train import EarlyStopping, History, fit, predict
+from esclib.models.transfer import FROZEN, STRATEGIES, TransferModel
+from esclib.results.summary import Results
+from esclib.train import EarlyStopping, predict
 from esclib.train.pann_pretrain import BalancedSampler, mini_checkpoint, mixup_step
 
 EXPERIMENT = "pann_transfer"
@@ -57,25 +57,24 @@ MINI = "mini"
 
 
 @dataclass(frozen=True)
-class TransferRecipe:
+class TransferRecipe(Recipe):
     """How every strategy is trained (PROTOCOLS B2 and E: the authors' gtzan recipe).
 
     ``epochs`` of as many clips as the fold's training set; ``batch_size`` mixed clips per step (the loader gives
     twice as many with mixup, as the authors'); Adam ``lr`` with amsgrad; ``mixup`` α (0: none); ``specaugment``
     inside the model (time 64 x 2, frequency 8 x 2); ``clip_seconds`` of audio per clip (a random crop in training,
     the centre crop in evaluation); ``patience``: stop after that many epochs without a better validation accuracy
-    (None: train every epoch; the best epoch is kept either way); ``hidden``: Freeze_L3's width (None: the
-    embedding's).
+    (None: train every epoch; the best epoch is kept either way). Freeze_L3's hidden layers are as wide as the
+    embedding.
     """
 
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-4
-    mixup: float = 1.0
-    specaugment: bool = True
-    clip_seconds: float = 5.0
-    patience: int | None = None
-    hidden: int | None = None
+    epochs: int
+    batch_size: int
+    lr: float
+    mixup: float
+    specaugment: bool
+    clip_seconds: float
+    patience: int | None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -84,13 +83,6 @@ class TransferRecipe:
         if self.lr <= 0 or self.clip_seconds <= 0 or self.mixup < 0:
             raise ValueError(f"TransferRecipe: lr and clip_seconds must be > 0 and mixup >= 0; got {self.lr}, "
                              f"{self.clip_seconds}, {self.mixup}")
-
-    @classmethod
-    def from_config(cls, config: Any) -> "TransferRecipe":
-        """The recipe from a chapter's resolved parameters (``cfg``: attributes named as the fields; missing or
-        None ones keep the defaults)."""
-        given = {f.name: getattr(config, f.name, None) for f in fields(cls)}
-        return cls(**{name: value for name, value in given.items() if value is not None})
 
     @property
     def loader_batch(self) -> int:
@@ -110,60 +102,59 @@ def resolve_checkpoint(checkpoint: str | Path, *, seed: int = 0, progress: bool 
 def extract_embeddings(base: PannModel, waves: np.ndarray, *, crop_samples: int | None = None, batch_size: int = 32,
                        device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
     """The base's embedding (eval mode: no dropout, no SpecAugment) of the centre crop of every row of ``waves``,
-    ``(N, embedding_size)`` float32."""
+    ``(N, embedding_size)`` float32. Draws nothing from torch's global generator (a cache computed lazily inside a
+    run must not shift the run's random numbers)."""
     dataset = WaveformDataset(waves, np.zeros(len(waves), dtype=np.int64), crop_samples=crop_samples, train=False)
     base.to(device)
     out = [base.embed(wave.to(device)).float().cpu().numpy()
-           for wave, _, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc="embeddings", leave=False,
+           for wave, _, _ in tqdm(DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()),
+                                  desc="embeddings", leave=False,
                                   disable=not progress)]
     return np.concatenate(out) if out else np.zeros((0, base.embedding_size), dtype=np.float32)
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class TransferExperiment:
+class TransferExperiment(Experiment):
     """Study 003's transfer experiment on one dataset with one pretrained PANN (see the module docstring).
 
     ``checkpoint``: a registered name (``"Cnn14"``), a file, or :data:`MINI`; ``arch`` for a file whose
-    architecture cannot be inferred; ``sample_rate``, if given, must be the checkpoint's (its frontend fixes it).
-    ``device`` runs training and embedding extraction (mixed precision on a GPU: :func:`esclib.train.fit`'s amp).
+    architecture cannot be inferred; ``sample_rate``, if given, must be the checkpoint's (its frontend fixes it);
+    ``crop_seconds`` the length the frozen strategies' embeddings are computed on (the recipe's ``clip_seconds``).
     """
 
-    clips: ClipSet
-    checkpoint: str | Path
-    recipe: TransferRecipe
-    store: ResultsStore
-    arch: str | None = None
-    sample_rate: int | None = None
-    device: str | torch.device = "cpu"
-    seed: int = 0
-    progress: bool = True
+    name = EXPERIMENT
+    arms = STRATEGIES
 
-    def __post_init__(self) -> None:
-        if self.clips.multi_label:
-            raise ValueError(f"TransferExperiment: {self.clips.name} is multi-label; the transfer chapter "
+    def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None,
+                 sample_rate: int | None = None, crop_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if clips.multi_label:
+            raise ValueError(f"TransferExperiment: {clips.name} is multi-label; the transfer chapter "
                              "classifies single-label clips")
-        self.device = torch.device(self.device)
-        given = Path(str(self.checkpoint)).expanduser()
-        self.source = given.stem if given.is_file() else str(self.checkpoint)
-        self.checkpoint = resolve_checkpoint(self.checkpoint, seed=self.seed, progress=self.progress)
-        self.pretrained = load_pann(self.checkpoint, self.arch, progress=self.progress)
+        self.clips, self.arch, self.crop_seconds = clips, arch, crop_seconds
+        given = Path(str(checkpoint)).expanduser()
+        self.source = given.stem if given.is_file() else str(checkpoint)
+        self.checkpoint = resolve_checkpoint(checkpoint, seed=self.seed, progress=self.progress)
+        self.pretrained = load_pann(self.checkpoint, arch, progress=self.progress)
         rate = self.pretrained.frontend.sample_rate
-        if self.sample_rate is not None and self.sample_rate != rate:
-            raise ValueError(f"parameter sample_rate={self.sample_rate} does not match the checkpoint "
+        if sample_rate is not None and sample_rate != rate:
+            raise ValueError(f"parameter sample_rate={sample_rate} does not match the checkpoint "
                              f"{self.checkpoint}: its {type(self.pretrained).__name__} frontend runs at {rate} Hz "
                              f"(set sample_rate={rate})")
         self.sample_rate = rate
-        self._splits: dict[int, FoldSplit] = {}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"dataset": dataset_identity(self.clips, progress=self.progress),
+                "checkpoint": {**checkpoint_identity(self.checkpoint, self.source),
+                               "arch": type(self.pretrained).__name__}}
+
+    def setting(self, arm: str, recipe: Recipe, split: Split) -> dict[str, Any]:
+        return {"dataset": self.clips.name, "checkpoint": self.source, "fold": split.fold}
 
     # ------------------------------------------------------------------------------------------------ data
     @property
     def crop_samples(self) -> int:
-        """Samples per clip fed to the model (``recipe.clip_seconds`` at the PANN's rate)."""
-        return round(self.recipe.clip_seconds * self.sample_rate)
+        """Samples per clip fed to the model (``crop_seconds`` at the PANN's rate)."""
+        return round(self.crop_seconds * self.sample_rate)
 
     @cached_property
     def waves(self) -> np.ndarray:
@@ -172,15 +163,14 @@ class TransferExperiment:
 
     @cached_property
     def embeddings(self) -> np.ndarray:
-        """The pretrained base's embedding of every clip (centre crop of ``clip_seconds``, eval mode)."""
+        """The pretrained base's embedding of every clip (centre crop of ``crop_seconds``, eval mode)."""
         return extract_embeddings(self.pretrained, self.waves, crop_samples=self.crop_samples, device=self.device,
                                   progress=self.progress)
 
-    def split(self, fold: int) -> FoldSplit:
+    def split(self, fold: int) -> Split:
         """Test fold ``fold``, validation fold ``fold + 1`` (mod n), training the rest."""
-        if fold not in self._splits:
-            self._splits[fold] = fold_split(self.clips, fold)
-        return self._splits[fold]
+        split = fold_split(self.clips, fold)
+        return Split({"train": split.train, "val": split.val, "test": split.test}, "official", fold)
 
     def rows(self, part: ClipSet) -> np.ndarray:
         """Row of each clip of ``part`` in :attr:`clips` (and so in :attr:`waves` / :attr:`embeddings`)."""
@@ -189,126 +179,107 @@ class TransferExperiment:
             raise KeyError(f"{int((rows < 0).sum())} clips of {part.name} are not in the experiment's clip set")
         return rows
 
-    def _loader(self, frozen: bool, part: ClipSet, *, train: bool, epoch_size: int = 0, seed: int = 0) -> DataLoader:
+    def _loader(self, recipe: TransferRecipe, frozen: bool, part: ClipSet, *, train: bool, epoch_size: int = 0,
+                seed: int = 0) -> DataLoader:
         """Batches ``(input, target, index)`` of ``part``: embeddings for a frozen base, waveform crops otherwise.
         Training batches are drawn class-balanced, ``epoch_size`` clips per epoch (whole batches, at least one)."""
+        if recipe.clip_seconds != self.crop_seconds:
+            raise ValueError(f"the recipe's clip_seconds ({recipe.clip_seconds}) differs from the experiment's "
+                             f"crop_seconds ({self.crop_seconds}) its embeddings were computed on")
         array, crop = (self.embeddings, None) if frozen else (self.waves, self.crop_samples)
         dataset = WaveformDataset(array, part.targets, crop_samples=crop, train=train, seed=seed,
                                   rows=self.rows(part))
         if not train:
-            return DataLoader(dataset, batch_size=2 * self.recipe.batch_size)
+            return DataLoader(dataset, batch_size=2 * recipe.batch_size)
         assert_trainable(part)
-        batch = self.recipe.loader_batch
+        batch = recipe.loader_batch
         sampler = BalancedSampler([[t] for t in part.targets], self.clips.num_classes,
                                   max(batch, epoch_size // batch * batch), seed=seed)
         return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
 
     # ------------------------------------------------------------------------------------------------ runs
-    def params(self, strategy: str) -> dict:
-        """Everything a run of ``strategy`` depends on besides its setting (stored with the result)."""
-        return {**asdict(self.recipe), "strategy": strategy, "checkpoint": str(self.checkpoint),
-                "arch": type(self.pretrained).__name__, "sample_rate": self.sample_rate, "seed": self.seed,
-                "clips": len(self.clips)}
-
-    def run(self, strategy: str, fold: int, per_class: int | None = None) -> dict:
-        """Train (or resume, or reuse) ``strategy`` on ``fold`` -- on ``per_class`` labelled clips per class when
-        given -- and test it; returns the run's arm, setting and metrics as a flat dict."""
-        check_strategy(strategy)
-        setting = {"dataset": self.clips.name, "checkpoint": self.source, "fold": int(fold),
-                   **({"per_class": int(per_class)} if per_class else {})}
-        experiment = FEW_SHOT_EXPERIMENT if per_class else EXPERIMENT
-        run = self.store.run(experiment, strategy, setting, self.params(strategy))
-        if not run.done:
-            with run:
-                self._train(run, strategy, int(fold), per_class)
-        return {"arm": strategy, **setting, **run.metrics}
-
-    def _train(self, run: Run, strategy: str, fold: int, per_class: int | None) -> None:
-        split = self.split(fold)
-        train = labelled_subset(split.train, per_class=per_class, seed=self.seed)[0] if per_class else split.train
-        identity = _digest(run.experiment, strategy, run.setting, run.params)
-        torch.manual_seed(int(identity, 16) % 2**31)
-        model = TransferModel(load_pann(self.checkpoint, self.arch, progress=False), self.clips.num_classes,
-                              strategy, hidden=self.recipe.hidden)
-        model.base.spec_augment = self.recipe.specaugment
-        frozen = strategy in FROZEN
+    def train(self, ctx: RunContext, arm: str, recipe: TransferRecipe, split: Split) -> dict[str, Any]:
+        model = TransferModel(load_pann(self.checkpoint, self.arch, progress=False), self.clips.num_classes, arm)
+        model.base.spec_augment = recipe.specaugment
+        frozen = arm in FROZEN
         net: nn.Module = model.head if frozen else model
-        seed = int(identity[:8], 16)
-        loaders = {"train": self._loader(frozen, train, train=True, epoch_size=len(split.train), seed=seed),
-                   "val": self._loader(frozen, split.val, train=False),
-                   "test": self._loader(frozen, split.test, train=False)}
-        checkpoint = paths.cache_dir() / "checkpoints" / run.experiment / f"{strategy}-{identity}.pt"
-        optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.recipe.lr,
+        epoch_size = len(split.parts.get("all_train", split.train))
+        loaders = {"train": self._loader(recipe, frozen, split.train, train=True, epoch_size=epoch_size,
+                                         seed=ctx.seed),
+                   "val": self._loader(recipe, frozen, split.val, train=False),
+                   "test": self._loader(recipe, frozen, split.test, train=False)}
+        optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=recipe.lr,
                                      betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=True)
-        history = fit(net, loaders["train"], epochs=self.recipe.epochs, optimizer=optimizer,
-                      step_fn=mixup_step(soft_cross_entropy, alpha=self.recipe.mixup or None),
-                      val_loader=loaders["val"], device=self.device, checkpoint=checkpoint,
-                      early_stopping=EarlyStopping(self.recipe.patience or self.recipe.epochs, "val_acc", "max"),
-                      progress=self.progress, desc=f"{strategy} fold {fold}" + (f" {per_class}/class" if per_class
-                                                                                 else ""))
+        history = ctx.fit(net, loaders["train"], epochs=recipe.epochs, optimizer=optimizer,
+                          step_fn=mixup_step(soft_cross_entropy, alpha=recipe.mixup or None),
+                          val_loader=loaders["val"],
+                          early_stopping=EarlyStopping(recipe.patience or recipe.epochs, "val_acc", "max"))
         scores, targets = predict(net, loaders["test"], self.device)
-        _finish(run, history, {**_test_metrics(targets, scores, self.clips.num_classes),
-                               "n_train": len(train), "n_test": len(split.test)})
-        checkpoint.unlink(missing_ok=True)
+        best = history.best("val_acc", "max")
+        return {**_test_metrics(targets, scores, self.clips.num_classes), "val_acc": best["val_acc"],
+                "best_epoch": int(best["epoch"]), "n_train": len(split.train), "n_test": len(split.test)}
 
-    def run_all(self, strategies: Sequence[str], folds: Sequence[int]) -> pd.DataFrame:
-        """Every (fold, strategy) run, one row each (finished runs are reused)."""
-        grid = [(s, f) for f in folds for s in strategies]
-        return pd.DataFrame([self.run(s, f) for s, f in tqdm(grid, desc="transfer runs", disable=not self.progress)])
+    def run_all(self, strategies: Sequence[str], folds: Sequence[int], recipe: TransferRecipe) -> Results:
+        """Every (fold, strategy) run (finished runs are reused)."""
+        return self.grid([(s, recipe, self.split(f)) for f in folds for s in strategies], desc="transfer runs")
 
-    def few_shot(self, strategies: Sequence[str], folds: Sequence[int], per_class: Sequence[int]) -> pd.DataFrame:
-        """Every (fold, samples per class, strategy) few-shot run, one row each (the study's Fig. 5)."""
-        grid = [(s, f, n) for f in folds for n in per_class for s in strategies]
-        return pd.DataFrame([self.run(s, f, n)
-                             for s, f, n in tqdm(grid, desc="few-shot runs", disable=not self.progress)])
 
-    # -------------------------------------------------------------------------------------- finished runs
-    def results(self, experiment: str = EXPERIMENT) -> list[dict]:
-        """The finished runs of ``experiment`` on this dataset with this checkpoint, as saved in the store."""
-        return [r for r in self.store.results(experiment)
-                if r["setting"].get("dataset") == self.clips.name and r["setting"].get("checkpoint") == self.source]
+class FewShotTransfer(TransferExperiment):
+    """The transfer runs on ``per_class`` labelled clips per class of the training folds (the study's Fig. 5):
+    class-balanced, nested across counts, drawn from the training folds only; as many optimiser steps as a run on
+    every training clip."""
 
-    def few_shot_curve(self, folds: Sequence[int] | None = None) -> pd.DataFrame:
-        """Test accuracy against labelled clips per class (the study's Fig. 5): one row per run (``strategy,
-        fold, per_class, accuracy, subset``), the few-shot runs (``subset="few-shot"``) and the full training folds
-        (``subset="all"``, at their mean clips per class); only the test ``folds`` given (None: all)."""
-        rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "per_class": r["setting"]["per_class"],
-                 "accuracy": r["metrics"]["accuracy"], "subset": "few-shot"}
-                for r in self.results(FEW_SHOT_EXPERIMENT)]
-        rows += [{"strategy": r["arm"], "fold": r["setting"]["fold"],
-                  "per_class": r["metrics"]["n_train"] / self.clips.num_classes,
-                  "accuracy": r["metrics"]["accuracy"], "subset": "all"} for r in self.results()]
-        curve = pd.DataFrame(rows, columns=["strategy", "fold", "per_class", "accuracy", "subset"])
-        return curve if folds is None else curve[curve["fold"].isin(list(folds))].reset_index(drop=True)
+    name = FEW_SHOT_EXPERIMENT
 
-    def learning_curves(self) -> pd.DataFrame:
-        """Per-epoch training loss and validation accuracy of every finished run on the full training folds, long
-        format (``strategy, fold, epoch, metric, value``) for ``seaborn.relplot``."""
-        rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "epoch": c["epoch"], "metric": metric,
-                 "value": c[metric]}
-                for r in self.results() for c in r["curves"] for metric in ("loss", "val_acc") if metric in c]
-        return pd.DataFrame(rows, columns=["strategy", "fold", "epoch", "metric", "value"])
+    @classmethod
+    def of(cls, experiment: TransferExperiment) -> "FewShotTransfer":
+        """The few-shot experiment on the same dataset, checkpoint and store, sharing its loaded model, waveforms and
+        embeddings."""
+        few_shot = cls.__new__(cls)
+        few_shot.__dict__.update(experiment.__dict__)
+        return few_shot
 
-    def confusion(self, strategy: str) -> np.ndarray:
-        """The confusion matrices of ``strategy``'s test folds, summed (rows: true class, columns: predicted)."""
-        matrices = [np.asarray(r["metrics"]["confusion"]) for r in self.results() if r["arm"] == strategy]
-        if not matrices:
-            raise ValueError(f"no finished {EXPERIMENT} run of {strategy!r} on {self.clips.name} with checkpoint "
-                             f"{self.source!r} in {self.store}")
-        return np.sum(matrices, axis=0)
+    def few_shot_split(self, fold: int, per_class: int) -> Split:
+        """The fold's split with ``per_class`` labelled clips per class as the training clips (``all_train``: the
+        fold's whole training set, which fixes the epoch size)."""
+        split = self.split(fold)
+        labelled = labelled_subset(split.train, per_class=per_class, seed=self.seed)[0]
+        return Split({**split.parts, "train": labelled, "all_train": split.train}, "official", fold)
+
+    def setting(self, arm: str, recipe: Recipe, split: Split) -> dict[str, Any]:
+        per_class = int(np.bincount(split.train.targets).max())
+        return {**super().setting(arm, recipe, split), "per_class": per_class}
+
+    def few_shot(self, strategies: Sequence[str], folds: Sequence[int], per_class: Sequence[int],
+                 recipe: TransferRecipe) -> Results:
+        """Every (fold, samples per class, strategy) few-shot run (the study's Fig. 5)."""
+        return self.grid([(s, recipe, self.few_shot_split(f, n)) for f in folds for n in per_class
+                          for s in strategies], desc="few-shot runs")
+
+
+def few_shot_curve(few_shot: Results, full: Results, n_classes: int) -> pd.DataFrame:
+    """Test accuracy against labelled clips per class (the study's Fig. 5): one row per run (``strategy, fold,
+    per_class, accuracy, subset``), the few-shot runs (``subset="few-shot"``) and the runs on the full training
+    folds (``subset="all"``, at their mean clips per class)."""
+    rows = [{"strategy": r["arm"], "fold": r["setting"]["fold"], "per_class": r["setting"]["per_class"],
+             "accuracy": r["metrics"]["accuracy"], "subset": "few-shot"} for r in few_shot]
+    rows += [{"strategy": r["arm"], "fold": r["setting"]["fold"], "per_class": r["metrics"]["n_train"] / n_classes,
+              "accuracy": r["metrics"]["accuracy"], "subset": "all"} for r in full]
+    return pd.DataFrame(rows, columns=["strategy", "fold", "per_class", "accuracy", "subset"])
+
+
+def confusion(results: Results, strategy: str) -> np.ndarray:
+    """The confusion matrices of ``strategy``'s runs (its test folds), summed (rows: true class, columns:
+    predicted)."""
+    matrices = [np.asarray(r["metrics"]["confusion"]) for r in results if r["arm"] == strategy]
+    if not matrices:
+        raise ValueError(f"no run of {strategy!r} among these results")
+    return np.sum(matrices, axis=0)
 
 
 def _test_metrics(targets: np.ndarray, scores: np.ndarray, n_classes: int) -> dict:
     metrics = classification_metrics(targets, scores, n_classes)
     return {key: metrics[key] for key in ("accuracy", "macro_f1", "auc", "confusion")}
-
-
-def _finish(run: Run, history: History, metrics: dict) -> None:
-    for record in history.epochs:
-        run.log_epoch(**record)
-    best = history.best("val_acc", "max")
-    run.finish({**metrics, "val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
-                "epochs": len(history.epochs)})
 
 
 # ------------------------------------------------------------------------------------------ tables and figures

@@ -75,18 +75,24 @@ def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
         "",
         f"`profile` is one of {', '.join(f'`{p}`' for p in PROFILES)}: `quick` runs on synthetic data on a CPU in",
         "minutes; `paper` follows the study's protocol at full scale on the real data (a GPU is used when present).",
-        "Values given with `-p` are read as Python literals (`1e-4`, `[1, 2]`, `None`), else as text (`1-3`).",
+        "Values given with `-p` are read as Python literals (`1e-4`, `[1, 2]`, `None`), else as text (`1-3`);",
+        "`''` is an empty list.",
+        "",
+        "The *scope* says what a parameter changes. `recipe`, `input` and `run` parameters are part of every run's",
+        "identity: a run with another value trains anew, and a stored result is reused only when every one of them",
+        "matches. `grid` parameters choose which runs the chapter makes (folds, arms, label budgets); `view`",
+        "parameters change only figures and examples.",
     ]
     for stem, spec in specs:
         lines += ["", f"## `{stem}`" + (f": {spec.title}" if spec else ""), ""]
         if spec is None:
             lines.append(f"No spec yet (`esclib/runner/specs/ch{stem}.py`).")
             continue
-        lines += ["| parameter | quick | paper | allowed | meaning |", "|---|---|---|---|---|"]
+        lines += ["| parameter | scope | quick | paper | allowed | meaning |", "|---|---|---|---|---|---|"]
         for name, param in spec.params.items():
             meaning = param.help.replace("|", "\\|")
-            lines.append(f"| `{name}` | {_literal(param.quick)} | {_literal(param.paper)} | {_allowed(param)} | "
-                         f"{meaning} |")
+            lines.append(f"| `{name}` | {param.scope} | {_literal(param.quick)} | {_literal(param.paper)} | "
+                         f"{_allowed(param)} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 

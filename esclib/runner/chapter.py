@@ -2,19 +2,17 @@
 
 A chapter's code cell right after its ``parameters`` cell reads::
 
-    cfg = esclib.runner.start_chapter("01_pann_transfer", profile=profile, seed=seed, folds=folds, ...)
+    cfg = esclib.runner.start_chapter("01_pann_transfer", globals())
 
-and then uses ``cfg.<param>``, ``cfg.device``, ``cfg.store``, ``cfg.profile`` and ``cfg.seed``.
+(the spec's parameters are read from the notebook's namespace: nothing is listed twice) and then uses
+``cfg.<param>``, ``cfg.device``, ``cfg.store``, ``cfg.profile`` and ``cfg.seed``.
 """
 
 from __future__ import annotations
 
 import html
-import random
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import Any, Mapping
 
 from esclib.results.environment import environment
 from esclib.results.store import ResultsStore
@@ -23,15 +21,6 @@ from esclib.runner.specs import get_spec
 
 #: packages listed in a chapter's run-metadata table
 SHOWN_PACKAGES: tuple[str, ...] = ("esclib", "torch", "numpy", "librosa", "scikit-learn")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's ``random``, numpy's global generator and torch (CPU and every GPU)."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def pick_device(profile: str, device: str | None = None):
@@ -97,6 +86,11 @@ class ChapterContext:
         """The run's random seed."""
         return self.params["seed"]
 
+    def run_args(self, **extra: Any) -> dict[str, Any]:
+        """The arguments every experiment takes from the chapter (:class:`esclib.experiments.base.Experiment`):
+        ``store``, ``profile``, ``seed``, ``device`` (plus ``extra``)."""
+        return {"store": self.store, "profile": self.profile, "seed": self.seed, "device": self.device, **extra}
+
 
 def _show(metadata: RunMetadata) -> None:
     try:
@@ -110,16 +104,27 @@ def _show(metadata: RunMetadata) -> None:
         print(repr(metadata))
 
 
-def start_chapter(notebook_stem: str, **given: Any) -> ChapterContext:
-    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): resolve ``given`` against its spec (unknown
-    names and invalid values raise a ValueError naming them), seed python / numpy / torch, pick the device, show the
-    run-metadata table and return the context. ``profile`` defaults to ``quick``."""
+def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:
+    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): read its parameters from ``namespace`` (the
+    notebook's ``globals()``: every name of the spec found there) and ``given``, resolve them against its spec
+    (unknown names and invalid values raise a ValueError naming them), seed python / numpy / torch, set torch's
+    thread count to the cores present, pick the device, show the run-metadata table and return the context.
+    ``profile`` defaults to ``quick``."""
+    import os
+
+    import torch
+
+    from esclib.experiments.base import seed_everything
+
     spec = get_spec(notebook_stem)
     if spec is None:
         raise ValueError(f"no spec for notebook {notebook_stem!r}: expected esclib/runner/specs/ch{notebook_stem}.py "
                          "defining SPEC")
+    if namespace is not None:
+        given = {**{name: namespace[name] for name in spec.names if name in namespace}, **given}
     params = resolve(spec, given.pop("profile", None) or "quick", **given)
     seed_everything(params["seed"])
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     device = pick_device(params["profile"], params["device"])
     metadata = RunMetadata(environment(notebook=notebook_stem, profile=params["profile"],
                                        **({"dataset": params["dataset"]} if "dataset" in params else {}),

@@ -57,7 +57,10 @@ class ThisPythonKernelManager(AsyncKernelManager):
 
 def literal(text: str) -> Any:
     """A command-line value as Python: a Python literal (``1e-4``, ``[1, 2]``, ``None``), else YAML (``true``,
-    ``null``), else the text itself (``1-3``, ``/data/ESC-50``)."""
+    ``null``), else the text itself (``1-3``, ``/data/ESC-50``). The empty text stays ``""`` (an empty list where a
+    list is expected), never ``None`` (the default)."""
+    if not text.strip():
+        return ""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -211,11 +214,25 @@ def execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profil
 
     On success the post-processed copy replaces ``output`` atomically. On failure papermill's copy goes to
     ``<output dir>/failed/<name>`` (an earlier successful ``output`` is left as it was) and the Execution carries
-    the failing cell and its error. The kernel runs in ``root`` (default: the repository root).
+    the failing cell and its error. The kernel runs in ``root`` (default: the repository root). While it runs the
+    executed copy is locked: a second ``esc run`` of the same copy (from another shell in the same checkout) is
+    refused at once, naming the process that holds it, and touches nothing.
     """
-    import papermill
+    from esclib.locks import LockedError, file_lock
 
     root = (root or find_root()).resolve()
+    lock = output.parent / ".locks" / f"{output.name}.lock"
+    try:
+        with file_lock(lock, what=f"the executed copy {_relative(output, root)}", wait=False):
+            return _execute(source, output, parameters, profile=profile, root=root, progress=progress, force=force)
+    except LockedError as err:
+        return Execution(source, output, dict(parameters), False, 0.0, f"not run: {err}")
+
+
+def _execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profile: str, root: Path,
+             progress: bool, force: bool) -> Execution:
+    import papermill
+
     parameters = {"profile": profile, **{k: v for k, v in parameters.items() if k != "profile"}}
     running = output.parent / ".running" / output.name
     failed = output.parent / "failed" / output.name

@@ -15,6 +15,7 @@ from esclib.runner.spec import (
     ChapterSpec,
     Param,
     data_root_param,
+    folds_fit,
     in_range,
     integer,
     parse_counts,
@@ -46,6 +47,25 @@ def architecture(value: Any) -> None:
         raise ValueError(f"expected one of {list(ARCHITECTURES)}")
 
 
+def checkpoint_rate(value: Any) -> int | None:
+    """The sample rate of checkpoint ``value``'s frontend when known without loading it (``mini`` or a registered
+    name), else None."""
+    from esclib.models.panns.registry import find_checkpoint
+
+    if str(value) == "mini":
+        return 16000
+    released = find_checkpoint(str(value))
+    return released.frontend.sample_rate if released is not None else None
+
+
+def sample_rate_fits(params: dict) -> None:
+    """Cross-check: ``sample_rate`` must be the rate of the checkpoint's frontend (its filters fix it)."""
+    rate, expected = params.get("sample_rate"), checkpoint_rate(params["checkpoint"])
+    if rate is not None and expected is not None and rate != expected:
+        raise ValueError(f"invalid value {rate!r} for parameter 'sample_rate': the checkpoint "
+                         f"{params['checkpoint']!r} has a {expected} Hz frontend (set sample_rate {expected})")
+
+
 checkpoint_name.description = "`mini`, a registered checkpoint or a file"  # type: ignore[attr-defined]
 architecture.description = "a registered PANN architecture (`esc pann list`)"  # type: ignore[attr-defined]
 
@@ -54,26 +74,28 @@ SPEC = ChapterSpec(
     notebook="01_pann_transfer",
     title="Transfer from pretrained audio neural networks (PANNs)",
     experiment="pann_transfer",
+    recipes=("esclib.experiments.pann_transfer:TransferRecipe",),
+    checks=(folds_fit("folds", "few_shot_folds", dataset="dataset"), sample_rate_fits),
     params={
-        "dataset": Param("dataset to transfer to", "esc50", "esc50", choices=DATASETS),
+        "dataset": Param("dataset to transfer to", "esc50", "esc50", choices=DATASETS, scope="input"),
         "data_root": data_root_param(),
         "checkpoint": Param("pretrained PANN: 'mini' (the quick model pre-trained on the synthetic mini-AudioSet), "
                             "a registered name such as 'Cnn14' or 'Cnn14_16k', or a checkpoint file",
-                            "mini", "Cnn14", check=checkpoint_name),
+                            "mini", "Cnn14", check=checkpoint_name, scope="input"),
         "arch": Param("PANN architecture of a checkpoint file whose architecture cannot be inferred; None: from the "
-                      "registry or the file", None, None, check=architecture),
+                      "registry or the file", None, None, check=architecture, scope="input"),
         "sample_rate": Param("sample rate in Hz; must be the checkpoint's (Cnn14: 32000; Cnn14_16k, mini: 16000)",
-                             16000, 32000, check=integer(1000, 192000)),
+                             16000, 32000, check=integer(1000, 192000), scope="input"),
         "folds": Param("test folds ('all', '1-2', '1,3', ...); validation = next fold, training = the rest",
-                       "1-2", "all", parse=parse_folds),
+                       "1-2", "all", parse=parse_folds, scope="grid"),
         "strategies": Param("transfer strategies (comma-separated)", ",".join(STRATEGIES), ",".join(STRATEGIES),
-                            parse=parse_names(STRATEGIES)),
+                            parse=parse_names(STRATEGIES), scope="grid"),
         "epochs": Param("training epochs (each draws as many clips as the fold's training set)", 8, 100,
                         check=integer(1, 10000)),
         "batch_size": Param("mixed clips per optimiser step (the loader gives twice as many with mixup)", 8, 32,
                             check=integer(2, 4096)),
         "lr": Param("Adam learning rate (amsgrad)", 1e-3, 1e-4, check=in_range(0, 1, closed="right")),
-        "mixup": Param("mixup alpha (0: no mixup)", 1.0, 1.0, check=in_range(0, 100)),
+        "mixup": Param("mixup α (0: no mixup)", 1.0, 1.0, check=in_range(0, 100)),
         "specaugment": Param("SpecAugment inside the model while training (time 64 x 2, frequency 8 x 2)",
                              True, True, choices=(True, False)),
         "clip_seconds": Param("seconds of audio per clip: a random crop in training, the centre crop in evaluation",
@@ -81,8 +103,9 @@ SPEC = ChapterSpec(
         "patience": Param("stop after this many epochs without a better validation accuracy (None: never; the best "
                           "epoch is kept either way)", None, None, check=integer(1, 10000)),
         "few_shot_per_class": Param("labelled clips per class of the few-shot curve (Fig. 5 of the study)",
-                                    "2,5,10", "1,2,5,10,20", parse=parse_counts),
-        "few_shot_folds": Param("test folds of the few-shot runs", "1", "all", parse=parse_folds),
-        "embedding_map": Param("2-D map of the frozen embeddings", "tsne", "tsne", choices=("tsne", "pca")),
+                                    "2,5,10", "1,2,5,10,20", parse=parse_counts, scope="grid"),
+        "few_shot_folds": Param("test folds of the few-shot runs", "1", "all", parse=parse_folds, scope="grid"),
+        "embedding_map": Param("2-D map of the frozen embeddings", "tsne", "tsne", choices=("tsne", "pca"),
+                               scope="view"),
     },
 )

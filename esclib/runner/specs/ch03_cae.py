@@ -10,84 +10,50 @@ runs in minutes on a CPU.
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, Callable
+from esclib.runner.spec import (
+    ChapterSpec,
+    Param,
+    data_root_param,
+    folds_fit,
+    in_range,
+    integer,
+    parse_counts,
+    parse_folds,
+    parse_fractions,
+    parse_names,
+)
 
-from esclib.runner.spec import ChapterSpec, Param, existing_dir, in_range, integer, parse_folds
-
-#: arms of the results store (esclib.experiments.cae.ARM_DECODER; kept literal so the spec imports no torch)
+#: arms of the results store (esclib.experiments.cae.ARMS; kept literal so the spec imports no torch)
 ARMS = ("supervised", "cae-unpool", "cae-upsample")
 #: activation after the classifier's Dense(128): none, as the study's code, or ReLU, as its text
 HIDDEN_ACTIVATIONS = ("linear", "relu")
-
-
-def _parse_list(kind: str, example: str, convert: Callable[[Any], Any]) -> Callable[[Any], tuple]:
-    """A parser of a comma-separated string or a list into a tuple of distinct values, each through ``convert``
-    (which raises ValueError for a bad item); the message names ``kind`` and shows ``example``."""
-
-    def parse(value: Any) -> tuple:
-        items = ([p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str)
-                 else list(value) if isinstance(value, (list, tuple)) else [value])
-        if not items:
-            raise ValueError(f"expected one or more {kind} such as {example!r}")
-        try:
-            return tuple(dict.fromkeys(convert(item) for item in items))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"expected {kind} such as {example!r}: {err}") from None
-
-    return parse
-
-
-def _positive_int(item: Any) -> int:
-    if isinstance(item, str) and item.isdigit():
-        item = int(item)
-    if not isinstance(item, numbers.Integral) or isinstance(item, bool) or item < 1:
-        raise ValueError(f"{item!r} is not a positive integer")
-    return int(item)
-
-
-def _fraction(item: Any) -> float:
-    value = float(item)
-    if not 0 < value < 1:
-        raise ValueError(f"{item!r} is not in (0, 1)")
-    return value
-
-
-def _arm(item: Any) -> str:
-    if item not in ARMS:
-        raise ValueError(f"{item!r} is not one of {list(ARMS)}")
-    return item
-
-
-parse_sizes = _parse_list("positive integers", "16,32,64", _positive_int)
-parse_fractions = _parse_list("fractions of the training clips in (0, 1)", "0.1,0.25,0.5", _fraction)
-parse_arms = _parse_list("arms", ",".join(ARMS), _arm)
 
 SPEC = ChapterSpec(
     notebook="03_cae",
     title="Convolutional autoencoders: pre-training on unlabelled sounds",
     experiment="cae",
+    recipes=("esclib.experiments.cae:PretrainRecipe", "esclib.experiments.cae:FinetuneRecipe"),
+    checks=(folds_fit("folds", n_folds=5),),
     params={
-        "esc50_root": Param("ESC-50 folder; None: synthetic data in quick, esclib.paths.data_dir() in paper",
-                            None, None, check=existing_dir),
-        "escus_root": Param("ESC-US folder; None: synthetic data in quick, esclib.paths.data_dir() in paper",
-                            None, None, check=existing_dir),
+        "esc50_root": data_root_param("ESC-50"),
+        "escus_root": data_root_param("ESC-US"),
         "pool_size": Param("ESC-US clips for pre-training, the first in path order (None: all; the study: 50,000)",
-                           None, 50_000, check=integer(20)),
+                           None, 50_000, check=integer(20), scope="input"),
         "arms": Param("arms: supervised (random init), cae-unpool / cae-upsample (CAE pre-training with unpooling "
-                      "/ upsampling)", ",".join(ARMS), ",".join(ARMS), parse=parse_arms),
+                      "/ upsampling)", ",".join(ARMS), ",".join(ARMS), parse=parse_names(ARMS), scope="grid"),
         "batch_sizes": Param("batch sizes of the grid (pre-training and fine-tuning; Table 1 of the study)",
-                             "16,32", "16,32,64", parse=parse_sizes),
+                             "16,32", "16,32,64", parse=parse_counts, scope="grid"),
         "filters": Param("filters f per convolution of (f)5c-2p-(f)3c-2p-(f)3c-2p (the study's grid: 16,32,64)",
-                         "16", "64", parse=parse_sizes),
+                         "16", "64", parse=parse_counts, scope="grid"),
         "random_split": Param("report on the study's random split (seed 1337, 64/16/20 %: 1,280/320/400 clips)",
-                              True, True, choices=(True, False)),
+                              True, True, choices=(True, False), scope="grid"),
         "folds": Param("official test folds ('all', '1-2', '1,3', ...); validation = next fold, training = the rest",
-                       "1-2", "all", parse=parse_folds),
+                       "1-2", "all", parse=parse_folds, scope="grid"),
         "labelled_fractions": Param("fractions of the training clips for the labelled-data curve (class-balanced; "
-                                    "all clips are always run)", "0.25,0.5", "0.1,0.25,0.5", parse=parse_fractions),
+                                    "all clips are always run)", "0.25,0.5", "0.1,0.25,0.5", parse=parse_fractions,
+                                    scope="grid"),
         "curve_batch_size": Param("batch size of the labelled-data curve (the study's best: 32)", 32, 32,
-                                  check=integer(1, 4096)),
+                                  check=integer(1, 4096), scope="grid"),
         "pretrain_epochs": Param("most pre-training epochs (early stopping on the validation loss)", 15, 50,
                                  check=integer(1, 10000)),
         "finetune_epochs": Param("most fine-tuning epochs (early stopping on the validation accuracy)", 40, 150,
@@ -100,6 +66,7 @@ SPEC = ChapterSpec(
         "n_mels": Param("mel bands of the input (the study: 28)", 28, 28, check=integer(8, 512)),
         "n_fft": Param("FFT window in samples at 44.1 kHz (the study: 12288)", 12288, 12288, check=integer(16)),
         "hop_length": Param("hop in samples (the study: 6144, giving 36 frames)", 6144, 6144, check=integer(1)),
-        "examples": Param("held-out ESC-US clips shown in the reconstruction figure", 6, 8, check=integer(1, 16)),
+        "examples": Param("held-out ESC-US clips shown in the reconstruction figure", 6, 8, check=integer(1, 16),
+                          scope="view"),
     },
 )
