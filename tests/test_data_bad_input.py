@@ -59,16 +59,20 @@ def spoil(root: Path, dataset: str, row: int, column: str, value: str | None) ->
 BAD_CELLS = [
     ("esc50", 1234, "fold", "x", "a fold number in 1..5 (esc50 has 5 folds), found 'x'"),
     ("esc50", 1234, "fold", "6", "a fold number in 1..5 (esc50 has 5 folds), found 6"),
+    ("esc50", 1234, "fold", "2.5", "a fold number in 1..5 (esc50 has 5 folds), found 2.5"),
     ("esc50", 7, "fold", "", "a fold number in 1..5 (esc50 has 5 folds), found an empty cell"),
     ("esc50", 1234, "target", "dog", "an integer, found 'dog'"),
     ("esc50", 1234, "target", "50", "a class index in 0..49 (50 classes), found 50"),
     ("esc50", 1999, "esc10", "yes", "True or False, found 'yes'"),
     ("esc50", 3, "filename", "", "a file name, found an empty cell"),
+    ("esc50", 3, "filename", "1-100032-A-0.wav", "each file listed once, but row 1 already lists it, found "
+                                                 "'1-100032-A-0.wav'"),
     ("us8k", 4321, "classID", "10", "a class index in 0..9 (10 classes), found 10"),
     ("us8k", 4321, "classID", "-1", "a class index in 0..9 (10 classes), found -1"),
     ("us8k", 8731, "fold", "fold1", "a fold number in 1..10 (us8k has 10 folds), found 'fold1'"),
     ("us8k", 4321, "fold", "11", "a fold number in 1..10 (us8k has 10 folds), found 11"),
     ("us8k", 0, "start", "abc", "a number, found 'abc'"),
+    ("us8k", 0, "end", "inf", "a number, found inf"),
     ("us8k", 100, "fsID", "", "an integer, found an empty cell"),
 ]
 
@@ -115,12 +119,12 @@ def test_class_indices_must_number_the_classes_present(tmp_path):
     path = root / CSV["us8k"][0]
     table = pd.read_csv(path)
     table = table[table["classID"].isin([0, 1])].groupby("classID").head(3).reset_index(drop=True)
-    table.loc[5, ["classID", "class"]] = [8, "siren"]
+    table.loc[5, ["classID", "class"]] = [3, "dog_bark"]  # class 2 left out of a pruned copy
     table.to_csv(path, index=False)
     with pytest.raises(MetadataError) as err:
         registry.load("us8k", root)
     assert str(err.value) == (f"{path.resolve()}, row 6 (line 7), column 'classID': expected a class index in 0..2 "
-                              f"(the file names 3 classes in column 'class', so their indices run 0..2), found 8")
+                              f"(the file names 3 classes in column 'class', so their indices run 0..2), found 3")
 
 
 def test_the_genuine_trees_verify_clean(tmp_path, capsys):

@@ -221,7 +221,8 @@ def test_tag_exits_2_with_one_line_for_each_bad_checkpoint(mini: Path, tmp_path:
     noise.write_bytes(os.urandom(1000))
     # a released file name holding another architecture: the registry says Cnn14, the file is Cnn6
     wrong = released_format("Cnn6", tmp_path / "Cnn14_mAP=0.431.pth")
-    expected = {cut: "is truncated", noise: "is not a PyTorch checkpoint", wrong: "looks like Cnn6 — pass arch='Cnn6'"}
+    expected = {cut: "is truncated", noise: "is not a PyTorch checkpoint",
+                wrong: "looks like Cnn6 — pass arch='Cnn6'"}
     for path, text in expected.items():
         assert run_cli(["pann", "tag", audio, "--checkpoint", str(path)]) == 2
         err = capsys.readouterr().err.strip()
