@@ -119,6 +119,15 @@ def test_chapter_requests_the_data_cannot_serve_are_refused_before_papermill(pro
     assert not (project / "book").exists()
 
 
+def test_a_device_this_machine_lacks_is_refused_before_papermill(project, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert esc("run", REPO / "notebooks/03_cae.ipynb", "--root", project, "-p", "device", "cuda") == 2
+    assert "parameter 'device': device='cuda' needs a CUDA GPU" in capsys.readouterr().err
+
+
 def test_run_help_lists_the_chapter_parameters(capsys):
     with pytest.raises(SystemExit) as exit_:
         esc("run", "03_cae", "--help")

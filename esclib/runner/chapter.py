@@ -24,13 +24,14 @@ SHOWN_PACKAGES: tuple[str, ...] = ("esclib", "torch", "numpy", "librosa", "sciki
 
 
 def pick_device(profile: str, device: str | None = None):
-    """The torch device of a run: ``device`` if given, else cuda when available in the paper profile, else cpu."""
+    """The torch device of a run: ``device`` if given (checked to exist here: :func:`esclib.device.resolve_device`),
+    else cuda when available in the paper profile, else cpu."""
     import torch
 
+    from esclib.device import resolve_device
+
     if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"parameter 'device' is {device!r} but torch sees no CUDA GPU; use 'cpu' or None")
-        return torch.device(device)
+        return resolve_device(device, "parameter 'device'")
     return torch.device("cuda" if profile == "paper" and torch.cuda.is_available() else "cpu")
 
 

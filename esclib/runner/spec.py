@@ -186,9 +186,13 @@ def integer(lo: int | None = None, hi: int | None = None) -> Check:
 
 
 def device_name(value: Any) -> None:
-    """Check a torch device name: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    """Check a torch device name -- ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -- and that this machine has it."""
     if not isinstance(value, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
         raise ValueError("expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if value != "cpu":
+        from esclib.device import resolve_device
+
+        resolve_device(value)
 
 
 def existing_dir(value: Any) -> None:
