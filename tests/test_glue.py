@@ -35,6 +35,7 @@ def test_results_typed_into_prose_are_flagged(text, number):
     "As {cite:p}`kong2020panns` reports in Table 2.3 and Sec. 4.4, (Fig. 5) and eq. 3.1.",
     "Built with sphinx-exercise version 1.2.1 on Python 3.12.",
     "The threshold τ = 0.95 and a learning rate of 5.0e-4, momentum 0.5, temperature of 0.07.",
+    "Each pair is mixed with weight w = 0.3, and k ≥ 0.5 of them.",
     "Clips at 44.1 kHz, windows of 0.5 s, noise at 2.5 dB.",
     "a 10 % labelled subset, 1 % of the training clips, 10 % and 100 % labels, 20 % of them for validation",
     "a class-balanced fraction of the training folds (10 % or 1 %)",
