@@ -138,7 +138,7 @@ def write_chapter_times(root: Path, rows: list[tuple[str, str, float | None]], m
         for stem in dict.fromkeys([*summary()["chapter"], *measured]):
             profile, seconds = measured.get(stem, ("quick", None))
             writer.writerow([stem, profile, "not measured" if seconds is None else f"{seconds / 60:.1f}",
-                             machine if seconds is not None else "benchmarks/bench_book.py --write"])
+                             machine if seconds is not None else "`python benchmarks/bench_book.py --write`"])
     return page
 
 
