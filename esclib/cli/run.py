@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from esclib.runner.editions import EDITIONS
 from esclib.runner.spec import PROFILES, parse_folds
 
 FORMATS = ("table", "csv", "json")
@@ -160,8 +161,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     toc = Path(args.toc).resolve() if args.toc else None
     root = _enter_root(args)
     return build_book(root, profile=args.profile or "quick", skip_run=args.skip_run, toc=toc,
-                      progress=not args.no_progress,
-                      force=args.force)
+                      progress=not args.no_progress, force=args.force, edition=args.edition)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -237,6 +237,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "(jupyter-book -W -n) into _build/html.")
     book.add_argument("--skip-run", action="store_true", help="build from the executed copies already there")
     book.add_argument("--toc", help="table of contents to build (default: _toc.yml)")
+    # editions (issue 15): the same executed chapters, with solutions (instructor) or without (student)
+    book.add_argument("--edition", choices=EDITIONS, default=EDITIONS[0],
+                      help="instructor: every solution, into _build/html (default); student: no solutions, into "
+                           "_build/student/html")
     book.set_defaults(func=cmd_book)
 
     results = subparsers.add_parser("results", parents=[common], help="print aggregated results",
