@@ -3,7 +3,7 @@
 1. ``book/parameters.md`` and the lab table ``book/generated/labs.csv`` are regenerated from the code.
 2. Each chapter ``book/chapters/NN_name`` listed in ``_toc.yml`` runs from ``notebooks/NN_name.ipynb`` (unless
    ``skip_run``); a chapter that fails stops the build before Sphinx runs.
-3. Every executed copy must exist and be a finished run (TOOLCHAIN pitfall 5).
+3. Every executed copy must exist and be a finished run (papermill writes a copy even when a cell fails: the build refuses it).
 4. ``jupyter-book build . -W -n --keep-going --all`` renders the executed copies (execution off, pitfall 1) and the
    pages must load no script or stylesheet from another host (pitfall 6; :mod:`esclib.runner.assets`).
 

@@ -5,7 +5,7 @@ repository root as working directory, into ``book/chapters/NN_name.ipynb``. Para
 notebook's ``parameters`` cell and the chapter's spec before the kernel starts. A run that fails never lands in the
 book: its copy is moved to ``failed/`` beside the executed copies and the failing cell is reported. A successful
 copy is post-processed: papermill's injected-parameters cell is tagged ``hide-input`` and a note with the command,
-commit, date and wall time is inserted near the top (TOOLCHAIN pitfalls 4 and 5).
+commit, date and wall time is inserted near the top (papermill copies no metadata from the parameters cell, and writes a copy even when a cell fails).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ThisPythonKernelManager(AsyncKernelManager):
     """Starts ipykernel from the interpreter running ``esc``, whatever kernelspecs the user has installed.
 
     Only ipykernel's built-in ``python3`` spec is visible (its argv is ``sys.executable``), so a ``python3``
-    kernelspec of another environment in ``~/.local/share/jupyter`` cannot take over (TOOLCHAIN pitfall 3).
+    kernelspec of another environment in ``~/.local/share/jupyter`` cannot take over (papermill fails with "No such kernel" otherwise).
     Transport encryption is used where the kernel supports it (jupyter_client >= 8.10).
     """
 
