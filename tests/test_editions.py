@@ -97,8 +97,9 @@ def _tiny_book(root: Path) -> None:
     for name in ("references.bib", "bibliography.md", "_static/custom.css"):
         (root / "book" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "book" / name, root / "book" / name)
-    (root / "esclib" / "labs").mkdir(parents=True)
-    shutil.copy(REPO / "esclib" / "labs" / "ch02.py", root / "esclib" / "labs" / "ch02.py")
+    # the lab's solution is included from esclib/labs/ch02.py under the book's root; the whole package is copied so
+    # that the kernel (working directory: the root) imports one complete esclib, never a partial namespace package
+    shutil.copytree(REPO / "esclib", root / "esclib", ignore=shutil.ignore_patterns("__pycache__"))
     for name in REQUIRED:  # the offline JavaScript, stubbed: its download is not under test here
         (root / ASSETS_DIR / name).parent.mkdir(parents=True, exist_ok=True)
         (root / ASSETS_DIR / name).write_text("")
