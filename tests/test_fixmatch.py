@@ -535,3 +535,90 @@ def test_the_experiment_refuses_a_split_whose_streams_hold_a_test_source(experim
     monkeypatch.setattr(fm, "fold_split", leaky)
     with pytest.raises(LeakError, match="20.wav"):
         experiment.fold(1, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- the chapter
+def _fake(what, arm, fold, accuracy, *, last=None, mask=None, selection="validation-fold", passes="joint",
+          fraction=0.1):
+    """A stored result as the experiment writes it (the keys the chapter's tables read), with two epochs of
+    curves; FixMatch runs (``mask`` given) carry the diagnostics."""
+    from esclib.experiments.fixmatch import label_of
+
+    fixmatch = arm.startswith("fixmatch")
+    setting = {"dataset": "us8k", "fold": fold, "labelled_fraction": fraction, "selection": selection,
+               **({"threshold": 0.75, "mu": 1, "passes": passes} if fixmatch else {})}
+    metrics = {"accuracy": accuracy, "auc": 0.9, "last_accuracy": accuracy if last is None else last,
+               "n_labelled": 45 if selection != "budgeted" else 35, "n_val": 57 if selection != "budgeted" else 10,
+               "n_unlabelled": 400, "n_test": 58, "best_epoch": 2}
+    diagnostics = {"mask_rate": mask, "pseudo_acc_masked": 0.8, "pseudo_acc": 0.6, "loss_s": 0.5, "loss_u": 0.1,
+                   **{f"pseudo_share_{c}": mask / 3 for c in range(3)}} if fixmatch else {}
+    if fixmatch:
+        metrics |= {"final_mask_rate": mask, "final_pseudo_acc_masked": 0.8, "final_pseudo_acc": 0.6}
+    return {"experiment": "fixmatch", "arm": arm, "label": label_of(arm, what), "setting": setting,
+            "identity": {"seed": 0, "split": f"s{fold}{selection}", "recipe": {"labelled_fraction": fraction}},
+            "metrics": metrics, "id": f"{arm}-{what}-{fold}", "seconds": 2.0,
+            "curves": [{"epoch": e, "loss": 1.0 / e, "val_acc": 0.4 + 0.1 * e, **diagnostics} for e in (1, 2)]}
+
+
+@pytest.fixture
+def chapter_runs():
+    from esclib.results.summary import Results
+
+    runs = []
+    for fold, (sup, fix, full) in enumerate([(0.50, 0.60, 0.90), (0.40, 0.46, 0.80), (0.60, 0.57, 0.85)], start=1):
+        runs += [_fake("main", "supervised-pann", fold, sup, last=sup - 0.1),
+                 _fake("main", "fixmatch-pann", fold, fix, last=fix - 0.05, mask=0.5),
+                 _fake("100% labels", "supervised-pann", fold, full, fraction=1.0),
+                 _fake("separate passes", "fixmatch-pann", fold, fix - 0.02, mask=0.3, passes="separate"),
+                 _fake("selection budgeted", "supervised-pann", fold, sup - 0.05, selection="budgeted"),
+                 _fake("selection budgeted", "fixmatch-pann", fold, fix - 0.04, mask=0.4, selection="budgeted")]
+    return Results(runs)
+
+
+def test_the_chapter_numbers_are_the_paired_differences_of_its_runs(chapter_runs):
+    from esclib.experiments import fixmatch as fm
+
+    numbers = fm.chapter_numbers(chapter_runs, _recipe(labelled_fraction=0.1, epochs=2, steps_per_epoch=10,
+                                                       batch_size=8, mu=1))
+    assert numbers["acc_sup"] == pytest.approx(0.5) and numbers["acc_full"] == pytest.approx(0.85)
+    assert numbers["gain"] == pytest.approx((0.10 + 0.06 - 0.03) / 3) and numbers["gain_higher"] == 2
+    assert numbers["gain_verdict"] == "inside the fold noise"
+    assert numbers["room"] == pytest.approx((0.40 + 0.40 + 0.25) / 3)
+    assert numbers["room_verdict"] == "above zero on every resample of the folds"
+    assert numbers["passes"] == pytest.approx(-0.02) and numbers["passes_verdict"].startswith("below zero")
+    assert numbers["gain_last"] == pytest.approx((0.15 + 0.11 + 0.02) / 3)
+    assert numbers["gain_budgeted"] == pytest.approx(numbers["gain"] + 0.01)
+    assert numbers["mask_rate_fm"] == 0.5 and numbers["mask_rate_fm_other"] == 0.3
+    assert numbers["strong_views"] == pytest.approx(2 * 10 * 8 / 400)
+    assert numbers["n_val"] == 57 and numbers["n_labelled"] == 45 and numbers["runs"] == 18
+    assert numbers["train_seconds"] == pytest.approx(36.0)
+
+
+def test_the_chapter_shows_what_it_has_when_arms_are_left_out(chapter_runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from esclib.experiments import fixmatch as fm
+    from esclib.results.summary import Results
+
+    recipe = _recipe(labelled_fraction=0.1, selection="validation-fold", passes="joint")
+    supervised_only = Results(r for r in chapter_runs if r["arm"] == "supervised-pann")
+    for runs in (chapter_runs, supervised_only, Results()):
+        numbers = fm.chapter_numbers(runs, recipe)
+        assert set(numbers) == set(fm.chapter_numbers(chapter_runs, recipe))  # every glued name is always defined
+        curves = fm.pass_structure_curves(runs, recipe)
+        figures = [fm.plot_accuracy(runs), fm.plot_paired(runs, [(fm.label_of("supervised-pann"),
+                                                                 fm.label_of("fixmatch-pann"))]),
+                   fm.plot_pass_structures(curves, 0.75), fm.plot_pseudo_label_shares(curves, "abc"),
+                   fm.plot_learning_curves(fm.curve_frame(runs), [fm.label_of("supervised-pann")])]
+        tables = [fm.run_table(runs), fm.selection_table(runs), fm.diagnosis_table(runs, recipe),
+                  fm.paired_table(runs, [(fm.label_of("supervised-pann"), fm.label_of("fixmatch-pann"))])]
+        if runs is chapter_runs:
+            assert all(f is not None for f in figures) and set(curves["passes"]) == {"joint", "separate"}
+            assert all(len(t) for t in tables)
+        if runs is supervised_only:
+            assert numbers["gain_verdict"] == "not run" and math.isnan(numbers["mask_rate_fm"])
+            assert figures[2] is None and figures[0] is not None
+    table = fm.selection_table(chapter_runs)
+    assert table["selection rule of the runs"].tolist() == ["validation-fold"] * 4 + ["budgeted"] * 4
+    assert table["test accuracy"].iloc[0] == "0.500 ± 0.100" and table["test accuracy"].iloc[1] == "0.400 ± 0.100"

@@ -506,47 +506,48 @@ def plot_paired(results: Results, pairs: Sequence[tuple[str, str]], metric: str 
     return fig
 
 
-def plot_pass_structures(curves: pd.DataFrame, threshold: float) -> Any:
-    """Mask rate, accuracy of the confident pseudo-labels and validation accuracy per epoch of ``fixmatch-pann``
-    under each pass structure (:func:`pass_structure_curves`; mean ± sd over folds). Returns the figure (None when
-    ``curves`` is empty)."""
+def _line_panels(curves: pd.DataFrame, panels: Sequence[tuple[str, str]], hue: str, hue_order: Sequence[str],
+                 legend_title: str, *, ylim: tuple[float, float] | None = None) -> Any:
+    """One panel per ``(column, title)`` of ``panels``: the column per epoch, one line per ``hue`` value (mean ± sd
+    over folds), with one legend under the panels."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4), layout="constrained", squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        sns.lineplot(data=curves, x="epoch", y=key, hue=hue, hue_order=hue_order, errorbar="sd", marker="o", ax=ax)
+        ax.set(title=title, ylabel="", **({"ylim": ylim} if ylim else {}))
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    fig.legend(handles, labels, title=legend_title, loc="outside lower center", ncols=len(labels), fontsize="small")
+    return fig
+
+
+def plot_pass_structures(curves: pd.DataFrame, threshold: float) -> Any:
+    """Mask rate, accuracy of the confident pseudo-labels and selection accuracy per epoch of ``fixmatch-pann``
+    under each pass structure (:func:`pass_structure_curves`; mean ± sd over folds). Returns the figure (None when
+    ``curves`` is empty)."""
     if curves.empty:
         return None
-    panels = [("mask_rate", f"mask rate (confidence ≥ τ = {threshold})"),
-              ("pseudo_acc_masked", "accuracy of the confident pseudo-labels"),
-              ("val_acc", "selection accuracy")]
-    panels = [(key, title) for key, title in panels if key in curves]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), layout="constrained", squeeze=False)
-    for ax, (key, title) in zip(axes[0], panels):
-        sns.lineplot(data=curves, x="epoch", y=key, hue="passes", hue_order=list(PASS_STRUCTURES), errorbar="sd",
-                     marker="o", ax=ax, legend=ax is axes[0][0])
-        ax.set(title=title, ylabel="", ylim=(0, 1.02))
-    axes[0][0].legend(title="pass structure", fontsize="small")
+    panels = [(key, title) for key, title in (("mask_rate", f"mask rate (confidence ≥ τ = {threshold})"),
+                                              ("pseudo_acc_masked", "accuracy of the confident pseudo-labels"),
+                                              ("val_acc", "selection accuracy")) if key in curves]
+    fig = _line_panels(curves, panels, "passes", [p for p in PASS_STRUCTURES if p in set(curves["passes"])],
+                       "pass structure", ylim=(0, 1.02))
     fig.suptitle("fixmatch-pann under the two pass structures (mean ± sd over folds)")
     return fig
 
 
 def plot_learning_curves(curves: pd.DataFrame, labels: Sequence[str]) -> Any:
-    """Selection (validation) accuracy and training loss per epoch of the runs labelled ``labels`` (mean ± sd over
-    folds). Returns the figure (None when none of them has curves)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
+    """Selection accuracy and the loss terms per epoch of the runs labelled ``labels`` (mean ± sd over folds).
+    Returns the figure (None when none of them has curves)."""
     shown = curves[curves["label"].isin(labels)] if not curves.empty else curves
     if shown.empty:
         return None
-    keys = [(k, t) for k, t in (("val_acc", "selection accuracy"), ("loss_s", "supervised loss ℓ_s"),
-                                ("loss_u", "unlabelled loss ℓ_u")) if k in shown and shown[k].notna().any()]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), layout="constrained", squeeze=False)
-    for ax, (key, title) in zip(axes[0], keys):
-        sns.lineplot(data=shown, x="epoch", y=key, hue="label", hue_order=[l for l in labels if l in set(
-            shown["label"])], errorbar="sd", marker="o", ax=ax, legend=ax is axes[0][0])
-        ax.set(title=title, ylabel="")
-    axes[0][0].legend(fontsize="small")
-    return fig
+    shown = shown.assign(loss_s=shown["loss_s"].fillna(shown["loss"]) if "loss_s" in shown else shown["loss"])
+    panels = [(k, t) for k, t in (("val_acc", "selection accuracy"), ("loss_s", "supervised loss ℓ_s"),
+                                  ("loss_u", "unlabelled loss ℓ_u")) if k in shown and shown[k].notna().any()]
+    return _line_panels(shown, panels, "label", [l for l in labels if l in set(shown["label"])], "run")
 
 
 def plot_pseudo_label_shares(curves: pd.DataFrame, classes: Sequence[str]) -> Any:
