@@ -389,7 +389,7 @@ class FixMatchExperiment(Experiment):
         base = plan[0][1]
         cells = [(arm, recipe, self.split(fold, recipe)) for fold in folds for arm, recipe in plan]
         return self.grid(cells, desc="fixmatch runs",
-                         label=lambda arm, recipe: f"{arm} ({variant(arm, recipe, base)})")
+                         label=lambda arm, recipe: label_of(arm, variant(arm, recipe, base)))
 
 
 def variant(arm: str, recipe: FixMatchRecipe, base: FixMatchRecipe) -> str:
@@ -413,13 +413,19 @@ def _limited(loader: PairedLoader, recipe: FixMatchRecipe) -> Iterable:
 # ------------------------------------------------------------------------------------------ tables and figures
 def label_of(arm: str, what: str = "main") -> str:
     """The run label :meth:`FixMatchExperiment.run_plan` gives ``arm`` in variant ``what`` (``"main"``,
-    ``"100% labels"``, ``"separate passes"``, ``"selection budgeted"`` ...)."""
+    ``"100% labels"``, ``"separate passes"``, ``"selection budgeted"`` ...).
+
+    Notebook: 02_fixmatch.
+    """
     return f"{arm} ({what})"
 
 
 def run_table(results: Results) -> pd.DataFrame:
     """One row per run: label, test fold, labels used for training and for selection, test accuracy and AUC of the
-    selected and of the final epoch, the selected epoch, and FixMatch's final mask rate and pseudo-label accuracy."""
+    selected and of the final epoch, the selected epoch, and FixMatch's final mask rate and pseudo-label accuracy.
+
+    Notebook: 02_fixmatch.
+    """
     frame = results.frame()
     columns = ["label", "fold", "n_labelled", "n_val", "accuracy", "auc", "last_accuracy", "best_epoch",
                "final_mask_rate", "final_pseudo_acc_masked"]
@@ -433,7 +439,10 @@ def run_table(results: Results) -> pd.DataFrame:
 
 def paired_table(results: Results, pairs: Sequence[tuple[str, str]], metric: str = "accuracy") -> pd.DataFrame:
     """One row per comparison ``(a, b)`` of run labels present in ``results``: ``b - a`` per fold, its mean and
-    bootstrap interval (:meth:`esclib.results.summary.Results.paired`); pairs with a label absent are skipped."""
+    bootstrap interval (:meth:`esclib.results.summary.Results.paired`); pairs with a label absent are skipped.
+
+    Notebook: 02_fixmatch.
+    """
     present = {r.get("label", r["arm"]) for r in results}
     rows = [{("folds the second arm is higher" if key.startswith("folds ") and key.endswith(" higher") else key): value
              for key, value in results.paired(a, b, metric).row().items()}
@@ -443,7 +452,10 @@ def paired_table(results: Results, pairs: Sequence[tuple[str, str]], metric: str
 
 def curve_frame(results: Results) -> pd.DataFrame:
     """Per-epoch values of every run with its label, fold, pass structure, selection rule and labelled fraction
-    (for the learning-curve and diagnostics figures)."""
+    (for the learning-curve and diagnostics figures).
+
+    Notebook: 02_fixmatch.
+    """
     rows = [{"label": r.get("label", r["arm"]), "arm": r["arm"], "fold": r["setting"].get("fold"),
              "passes": r["setting"].get("passes", "—"), "selection": r["setting"].get("selection"),
              "labelled_fraction": r["setting"].get("labelled_fraction"), **c}
@@ -453,7 +465,10 @@ def curve_frame(results: Results) -> pd.DataFrame:
 
 def pass_structure_curves(results: Results, recipe: FixMatchRecipe) -> pd.DataFrame:
     """The curves of the ``fixmatch-pann`` runs of ``recipe`` under either pass structure (rows of
-    :func:`curve_frame`; empty when there are none)."""
+    :func:`curve_frame`; empty when there are none).
+
+    Notebook: 02_fixmatch.
+    """
     curves = curve_frame(results)
     if curves.empty:
         return curves
@@ -466,7 +481,10 @@ def pass_structure_curves(results: Results, recipe: FixMatchRecipe) -> pd.DataFr
 
 def plot_accuracy(results: Results, labels: Sequence[str] | None = None) -> Any:
     """Test accuracy per run label: bars for the mean over folds, one dot per fold joined across labels by fold
-    (the pairing the paired differences use). Returns the figure (None when there is no run)."""
+    (the pairing the paired differences use). Returns the figure (None when there is no run).
+
+    Notebook: 02_fixmatch.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -486,7 +504,10 @@ def plot_accuracy(results: Results, labels: Sequence[str] | None = None) -> Any:
 
 def plot_paired(results: Results, pairs: Sequence[tuple[str, str]], metric: str = "accuracy") -> Any:
     """The per-fold differences ``b - a`` of each comparison (dots), their mean (bar) and 95 % bootstrap interval
-    (line), against zero. Returns the figure (None when no comparison has runs)."""
+    (line), against zero. Returns the figure (None when no comparison has runs).
+
+    Notebook: 02_fixmatch.
+    """
     import matplotlib.pyplot as plt
 
     present = {r.get("label", r["arm"]) for r in results}
@@ -526,7 +547,10 @@ def _line_panels(curves: pd.DataFrame, panels: Sequence[tuple[str, str]], hue: s
 def plot_pass_structures(curves: pd.DataFrame, threshold: float) -> Any:
     """Mask rate, accuracy of the confident pseudo-labels and selection accuracy per epoch of ``fixmatch-pann``
     under each pass structure (:func:`pass_structure_curves`; mean ± sd over folds). Returns the figure (None when
-    ``curves`` is empty)."""
+    ``curves`` is empty).
+
+    Notebook: 02_fixmatch.
+    """
     if curves.empty:
         return None
     panels = [(key, title) for key, title in (("mask_rate", f"mask rate (confidence ≥ τ = {threshold})"),
@@ -540,7 +564,10 @@ def plot_pass_structures(curves: pd.DataFrame, threshold: float) -> Any:
 
 def plot_learning_curves(curves: pd.DataFrame, labels: Sequence[str]) -> Any:
     """Selection accuracy and the loss terms per epoch of the runs labelled ``labels`` (mean ± sd over folds).
-    Returns the figure (None when none of them has curves)."""
+    Returns the figure (None when none of them has curves).
+
+    Notebook: 02_fixmatch.
+    """
     shown = curves[curves["label"].isin(labels)] if not curves.empty else curves
     if shown.empty:
         return None
@@ -552,7 +579,10 @@ def plot_learning_curves(curves: pd.DataFrame, labels: Sequence[str]) -> Any:
 
 def plot_pseudo_label_shares(curves: pd.DataFrame, classes: Sequence[str]) -> Any:
     """Share of the unlabelled clips confidently pseudo-labelled as each class (mean over epochs and folds), per
-    pass structure. Returns the figure (None when ``curves`` is empty)."""
+    pass structure. Returns the figure (None when ``curves`` is empty).
+
+    Notebook: 02_fixmatch.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -572,7 +602,10 @@ def plot_pseudo_label_shares(curves: pd.DataFrame, classes: Sequence[str]) -> An
 
 def plot_views(shown: dict[str, np.ndarray], policies: str) -> Any:
     """The log-mel after ``bn0`` of one clip as it is and through the weak and the strong view
-    (:meth:`FixMatchExperiment.views_of`), on one colour scale; zeroed cells show the stripes."""
+    (:meth:`FixMatchExperiment.views_of`), on one colour scale; zeroed cells show the stripes.
+
+    Notebook: 02_fixmatch.
+    """
     import matplotlib.pyplot as plt
 
     values = np.concatenate([v.ravel() for v in shown.values()])
@@ -591,7 +624,10 @@ def selection_table(results: Results, arms: Sequence[str] = ("supervised-pann", 
     """What the selection rule changes (Oliver et al. 2018): for each arm of ``arms``, its main runs and its runs
     under another selection rule (labels ``"<arm> (main)"``, ``"<arm> (selection <rule>)"``), the labels spent on
     training and on selection, and the test accuracy (mean ± sd over folds) of the selected epoch and of the final
-    epoch of the same runs (the ``last`` rule applied to them)."""
+    epoch of the same runs (the ``last`` rule applied to them).
+
+    Notebook: 02_fixmatch.
+    """
     from esclib.results.summary import mean_std
 
     frame = results.frame()
@@ -617,7 +653,10 @@ def selection_table(results: Results, arms: Sequence[str] = ("supervised-pann", 
 
 def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds: Sequence[int]) -> pd.DataFrame:
     """Study 000's protocol (PROTOCOLS.md A0: as stated, or inferred where its text is lost) beside this run's, one
-    row per aspect, so that every published number is read with the differences in view."""
+    row per aspect, so that every published number is read with the differences in view.
+
+    Notebook: 02_fixmatch.
+    """
     profile, clips = experiment.profile, experiment.clips
     steps = (f"{recipe.steps_per_epoch} steps" if recipe.steps_per_epoch else "one pass over the unlabelled clips")
     rows = {
@@ -660,7 +699,10 @@ def diagnosis_table(results: Results, recipe: FixMatchRecipe) -> pd.DataFrame:
     labelled fraction and with every label (the room the unlabelled clips could fill), FixMatch's gain, how much of
     the unlabelled pool passed the threshold at the end (mask rate), how often those confident pseudo-labels were
     right, how often the pseudo-labels of all clips were right, and how many strong views of each unlabelled clip
-    the run trained on."""
+    the run trained on.
+
+    Notebook: 02_fixmatch.
+    """
     main, fixmatch = label_of("supervised-pann"), label_of("fixmatch-pann")
     columns = {
         "supervised, labelled fraction": _metric(results, main),
@@ -698,7 +740,10 @@ def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
     with the labelled fraction), ``fm`` (fixmatch-pann), ``full`` (supervised-pann, every label), ``fm_other``
     (FixMatch with the other pass structure), ``sup_budgeted`` / ``fm_budgeted``; ``gain_*`` paired differences
     with ``*_low`` / ``*_high`` / ``*_verdict`` / ``*_higher`` (folds); mask rates and pseudo-label accuracies;
-    label counts; training seconds."""
+    label counts; training seconds.
+
+    Notebook: 02_fixmatch.
+    """
     labels = {"sup": label_of("supervised-pann"), "fm": label_of("fixmatch-pann"),
               "full": label_of("supervised-pann", "100% labels"),
               "fm_other": label_of("fixmatch-pann", f"{other_passes(recipe.passes)} passes"),
