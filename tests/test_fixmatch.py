@@ -278,20 +278,30 @@ def _recipe(**changes):
     return FixMatchRecipe.from_config(resolve(SPEC, "paper")).replace(**changes)
 
 
+#: clip i is a tone at the centre frequency of mel bin FIRST_BIN + i of the mini PANN's frontend (64 bins,
+#: 50-8000 Hz), so that its number can be read back from a waveform or a log-mel crop
+FIRST_BIN = 20
+
+
 @pytest.fixture
 def experiment(tmp_path, monkeypatch):
-    """A 4-fold, 3-class world of 36 clips whose waveform is the constant (clip number + 1) / 100; clip 20 (fold 3)
+    """A 4-fold, 3-class world of 36 clips, clip i a tone at the centre of mel bin FIRST_BIN + i; clip 20 (fold 3)
     shares its source recording with clip 0 (test fold 1)."""
+    import librosa
+
     from esclib.experiments.fixmatch import FixMatchExperiment
     from esclib.models.panns import build_pann, save_pann_checkpoint
     from esclib.results import ResultsStore
 
     monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    centres = librosa.mel_frequencies(64 + 2, fmin=50, fmax=8000)[1:-1]
+    t = np.arange(CLIP) / RATE
     rows = []
     for i in range(36):
         path = tmp_path / "audio" / f"{i}.wav"
         path.parent.mkdir(exist_ok=True)
-        sf.write(path, np.full(CLIP, (i + 1) / 100, dtype=np.float32), RATE, subtype="FLOAT")
+        sf.write(path, (0.5 * np.sin(2 * np.pi * centres[FIRST_BIN + i] * t)).astype(np.float32), RATE,
+                 subtype="FLOAT")
         rows.append(dict(clip_id=f"{i}.wav", path=str(path), fold=i // 9 + 1, target=i % 3, category="abc"[i % 3],
                          source=f"s{0 if i == 20 else i}"))
     clips = ClipSet("tiny", tmp_path, ("a", "b", "c"), 4, CLIP / RATE, pd.DataFrame(rows))
@@ -300,8 +310,10 @@ def experiment(tmp_path, monkeypatch):
     return FixMatchExperiment(clips, checkpoint, store=ResultsStore(tmp_path / "results"), progress=False)
 
 
-def _clip_numbers(waves):
-    return {int(round(float(w[0]) * 100)) - 1 for w in waves}
+def _clip_numbers(batch):
+    """The clip numbers of a batch of log-mel crops ``(B, mel_bins, frames)``: the loudest mel bin of each."""
+    assert batch.ndim == 3 and batch.shape[1] == 64, "expected log-mel crops (B, mel bins, frames)"
+    return {int(x.mean(dim=-1).argmax()) - FIRST_BIN for x in batch}
 
 
 def test_no_test_fold_clip_enters_either_stream(experiment):
@@ -497,7 +509,7 @@ def test_the_selected_epoch_and_the_final_epoch_are_the_ones_tested(experiment, 
     """Validation accuracy that falls epoch after epoch makes epoch 1 the selected one; each test call reports a
     fingerprint of the weights it was given, which must be epoch 1's for ``accuracy`` and epoch 3's for
     ``last_accuracy``."""
-    import esclib.train.loop as loop
+    from esclib.experiments import fixmatch as fm
     from esclib.experiments.fixmatch import FixMatchExperiment
 
     def fingerprint(model):
@@ -509,7 +521,7 @@ def test_the_selected_epoch_and_the_final_epoch_are_the_ones_tested(experiment, 
         seen.append(fingerprint(model))
         return {"val_acc": 1.0 / len(seen), "val_loss": float(len(seen))}
 
-    monkeypatch.setattr(loop, "evaluate", falling)
+    monkeypatch.setattr(fm, "evaluate", falling)
     monkeypatch.setattr(FixMatchExperiment, "test_metrics",
                         lambda self, model, loader: {"accuracy": fingerprint(model), "auc": 0.5})
     recipe = _recipe(labelled_fraction=0.5, epochs=3, steps_per_epoch=2, batch_size=2, mu=2, mixup=False)
@@ -622,3 +634,44 @@ def test_the_chapter_shows_what_it_has_when_arms_are_left_out(chapter_runs):
     table = fm.selection_table(chapter_runs)
     assert table["selection rule of the runs"].tolist() == ["validation-fold"] * 4 + ["budgeted"] * 4
     assert table["test accuracy"].iloc[0] == "0.500 ± 0.100" and table["test accuracy"].iloc[1] == "0.400 ± 0.100"
+
+
+# ---------------------------------------------------------------------------------------------------- cached log-mels
+def test_cached_log_mels_are_the_frontends_and_a_changed_frontend_is_computed_anew(experiment):
+    import copy
+
+    base = experiment.pretrained
+    waves = torch.tensor(np.stack([sf.read(p, dtype="float32")[0] for p in experiment.clips.paths[:3]]))
+    with torch.no_grad():
+        expected = base.logmel_extractor(base.spectrogram_extractor(waves))[:, 0].transpose(1, 2)
+    assert experiment.logmels.shape == (36, 64, CLIP // 160 + 1)
+    assert np.allclose(experiment.logmels[:3], expected.numpy(), atol=1e-4)
+    louder = copy.copy(experiment)  # the same clips, a frontend whose mel filters are doubled: +3.01 dB everywhere
+    louder.pretrained = copy.deepcopy(base)
+    louder.pretrained.logmel_extractor.melW.mul_(2.0)
+    louder.__dict__.pop("logmels", None)
+    above_floor = np.asarray(experiment.logmels) > -90  # 10 log10(amin) = -100 dB clips the quietest bins
+    difference = (louder.logmels - experiment.logmels)[above_floor]
+    assert np.allclose(difference, 10 * np.log10(2.0), atol=1e-3)  # not the first frontend's cache, read stale
+
+
+def test_the_classifier_reads_waveforms_and_cached_log_mels_alike(experiment):
+    from esclib.train.fixmatch import Classifier
+
+    model = experiment.model("fixmatch-pann").eval()
+    waves = torch.tensor(np.stack([sf.read(p, dtype="float32")[0] for p in experiment.clips.paths[:4]]))
+    with torch.no_grad():
+        direct = model(waves)["logits"]
+        from_waves = Classifier(model, "waveform")(waves)
+        from_logmels = Classifier(model, "logmel")(torch.tensor(np.array(experiment.logmels[:4])))
+    assert torch.allclose(from_waves, direct, atol=1e-5) and torch.allclose(from_logmels, direct, atol=1e-4)
+
+
+def test_cached_log_mels_serve_only_spectrogram_views():
+    from esclib.experiments.fixmatch import input_kind
+
+    assert input_kind("rocling") == "logmel" and input_kind("sslh") == "waveform"
+    with pytest.raises(ValueError, match="waveform policy"):
+        FixMatchStep(View(), View(wave=lambda w: w), 3, inputs="logmel")
+    with pytest.raises(ValueError, match="inputs"):
+        LabelledStep(View(), 3, inputs="spectrogram")

@@ -6,7 +6,9 @@ Notebook: 02_fixmatch. What the chapter runs, on the foundation of :mod:`esclib.
 
 1. :class:`FixMatchExperiment` loads the PANN checkpoint (``Cnn14_16k`` in the paper profile; ``"mini"``, the
    quick profile's model pre-trained on the synthetic mini-AudioSet, :func:`esclib.experiments.pann_transfer.
-   resolve_checkpoint`) and caches the dataset's waveforms at the PANN's sample rate.
+   resolve_checkpoint`) and caches the dataset's waveforms at the PANN's sample rate -- and, for views that act on
+   the spectrogram only (study 000's SpecAugment), the frontend's log-mel of every clip, computed once
+   (:attr:`FixMatchExperiment.logmels`): training and evaluation then read crops of those.
 2. :meth:`FixMatchExperiment.fold` cuts one official fold (test fold k, validation fold k+1, training the rest)
    and draws the class-balanced labelled fraction from the training folds; the rest of the training folds is the
    unlabelled set (labels hidden). The leak guard checks that no test clip, nor a clip of a test clip's source
@@ -33,6 +35,7 @@ PASS_STRUCTURES`): ``joint`` (Sohn et al.'s reference, the default) or ``separat
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -40,18 +43,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from esclib.data.cache import cached_waveforms
+from esclib.data.cache import cached_features, cached_waveforms
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
-from esclib.data.splits import SELECTIONS, FoldSplit, check_no_leak, fold_split, labelled_subset, selection_sets
-from esclib.data.torchdata import clip_loader
+from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, check_no_leak, fold_split, labelled_subset,
+                                selection_sets)
+from esclib.data.torchdata import EpochSampler, WaveformDataset, clip_loader, clip_targets, collate
+from esclib.digest import digest
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.metrics import classification_metrics
 from esclib.models.transfer import TransferModel
 from esclib.results.summary import Results
-from esclib.train import EarlyStopping, load_checkpoint, predict
-from esclib.train.fixmatch import (PASS_STRUCTURES, CycledLoader, FixMatchStep, LabelledStep, PairedLoader, View,
-                                   epoch_diagnostics)
+from esclib.train import EarlyStopping, evaluate, load_checkpoint, predict
+from esclib.train.fixmatch import (PASS_STRUCTURES, Classifier, CycledLoader, FixMatchStep, LabelledStep,
+                                   PairedLoader, View, epoch_diagnostics)
 from esclib.train.optim import OPTIMIZERS, cosine_schedule, make_optimizer
 
 EXPERIMENT = "fixmatch"
@@ -214,6 +219,13 @@ def policy_views(policies: str) -> tuple[View, View]:
     return views[0], views[1]
 
 
+def input_kind(policies: str) -> str:
+    """What the runs of ``policies`` read (:data:`esclib.train.fixmatch.INPUTS`): the cached log-mels when neither
+    view touches the waveform (``rocling``), else waveforms (``sslh``)."""
+    weak, strong = policy_views(policies)
+    return "logmel" if weak.wave is None and strong.wave is None else "waveform"
+
+
 @dataclass(frozen=True)
 class FoldData:
     """One fold of the experiment: the split, and its training folds cut into labelled and unlabelled clips."""
@@ -250,9 +262,9 @@ class FixMatchExperiment(Experiment):
         given = Path(str(checkpoint)).expanduser()
         self.source = given.stem if given.is_file() else str(checkpoint)
         self.checkpoint = resolve_checkpoint(checkpoint, seed=self.seed, progress=self.progress)
-        pretrained = load_pann(self.checkpoint, arch, progress=self.progress)
-        self.arch = type(pretrained).__name__
-        self.sample_rate = pretrained.frontend.sample_rate
+        self.pretrained = load_pann(self.checkpoint, arch, progress=self.progress)
+        self.arch = type(self.pretrained).__name__
+        self.sample_rate = self.pretrained.frontend.sample_rate
         cached_waveforms(self.clips, self.sample_rate, progress=self.progress)
         self._folds: dict[tuple[int, float], FoldData] = {}
 
@@ -290,18 +302,63 @@ class FixMatchExperiment(Experiment):
                  "test": data.split.test}
         return Split(parts, "official", int(fold))
 
-    def _loader(self, part: ClipSet, *, train: bool, batch_size: int, crop_seconds: float | None = None,
-                seed: int = 0) -> torch.utils.data.DataLoader:
-        return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size, crop_seconds=crop_seconds,
-                           seed=seed, pool=self.clips, progress=False)
+    def frames(self, seconds: float | None = None) -> int:
+        """Log-mel frames of ``seconds`` of audio (default: a whole clip): the frontend's centred STFT gives
+        ``samples // hop + 1``."""
+        samples = round((self.clips.clip_seconds if seconds is None else seconds) * self.sample_rate)
+        return samples // self.pretrained.frontend.hop_size + 1
+
+    @cached_property
+    def logmels(self) -> np.ndarray:
+        """The frontend's log-mel (dB, before ``bn0``) of every whole clip, ``(clips, mel_bins, frames)`` float32
+        (time last, so that crops are cut like waveform crops): a read-only memmap computed once and cached on
+        disk, keyed by the dataset's files, the rate, the clip length and the frontend's settings and filters."""
+        import copy
+
+        frontend = copy.deepcopy(self.pretrained).cpu().eval()
+        filters = {name: digest(value.numpy().round(7)) for name, value in frontend.state_dict().items()
+                   if name.startswith(("spectrogram_extractor", "logmel_extractor"))}
+        config = {"feature": "PANN frontend log-mel, dB before bn0", "frontend": repr(frontend.frontend),
+                  "filters": filters}
+
+        @torch.no_grad()
+        def logmel(wave: torch.Tensor) -> torch.Tensor:
+            return frontend.logmel_extractor(frontend.spectrogram_extractor(wave))[:, 0].transpose(1, 2)
+
+        return cached_features(self.clips, logmel, sample_rate=self.sample_rate,
+                               samples=round(self.clips.clip_seconds * self.sample_rate),
+                               shape=(frontend.frontend.mel_bins, self.frames()), config=config,
+                               name="pann-logmels", progress=self.progress)
+
+    def rows(self, part: ClipSet) -> np.ndarray:
+        """Row of each clip of ``part`` in :attr:`clips` (and so in :attr:`logmels`)."""
+        rows = pd.Index(self.clips.paths).get_indexer(part.paths)
+        if (rows < 0).any():
+            raise KeyError(f"{int((rows < 0).sum())} clips of {part.name} are not in the experiment's clip set")
+        return rows
+
+    def _loader(self, part: ClipSet, *, inputs: str, train: bool, batch_size: int,
+                crop_seconds: float | None = None, seed: int = 0) -> torch.utils.data.DataLoader:
+        """Batches ``(input, target, index)`` of ``part``: waveform crops (:func:`esclib.data.torchdata.clip_loader`)
+        or crops of the cached log-mels; random crops, reshuffled each epoch, whole batches only when ``train``."""
+        if inputs == "waveform":
+            return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size,
+                               crop_seconds=crop_seconds, seed=seed, pool=self.clips, progress=False)
+        if train:
+            assert_trainable(part)
+        dataset = WaveformDataset(self.logmels, clip_targets(part), crop_samples=self.frames(crop_seconds),
+                                  train=train, seed=seed, rows=self.rows(part))
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=train,
+                                           sampler=EpochSampler(len(dataset), shuffle=train, seed=seed))
 
     def train_loader(self, arm: str, split: Split, recipe: FixMatchRecipe, seed: int = 0) -> Iterable:
         """What ``fit`` iterates for ``arm``: (labelled, unlabelled) pairs for FixMatch, labelled batches cycled
         for as many steps otherwise (see the module docstring)."""
-        micro = recipe.micro_batch
-        labelled = self._loader(split.labelled, train=True, batch_size=2 * micro if recipe.mixup else micro,
-                                crop_seconds=recipe.crop_seconds, seed=seed)
-        unlabelled = (self._loader(split.unlabelled, train=True, batch_size=recipe.mu * micro,
+        micro, inputs = recipe.micro_batch, input_kind(recipe.policies)
+        labelled = self._loader(split.labelled, inputs=inputs, train=True,
+                                batch_size=2 * micro if recipe.mixup else micro, crop_seconds=recipe.crop_seconds,
+                                seed=seed)
+        unlabelled = (self._loader(split.unlabelled, inputs=inputs, train=True, batch_size=recipe.mu * micro,
                                    crop_seconds=recipe.crop_seconds, seed=seed + 1)
                       if len(split.unlabelled) >= recipe.mu * micro else None)
         if arm.startswith("fixmatch"):
@@ -327,12 +384,12 @@ class FixMatchExperiment(Experiment):
     def step(self, arm: str, split: Split, recipe: FixMatchRecipe) -> LabelledStep:
         """``fit``'s step for ``arm`` (FixMatch with the hidden labels for its diagnostics, or the labelled half)."""
         weak, strong = policy_views(recipe.policies)
-        alpha = MIXUP_ALPHA if recipe.mixup else None
+        alpha, inputs = MIXUP_ALPHA if recipe.mixup else None, input_kind(recipe.policies)
         if arm.startswith("fixmatch"):
             return FixMatchStep(weak, strong, self.clips.num_classes, threshold=recipe.threshold,
-                                lambda_u=recipe.lambda_u, mixup_alpha=alpha, passes=recipe.passes,
+                                lambda_u=recipe.lambda_u, mixup_alpha=alpha, passes=recipe.passes, inputs=inputs,
                                 hidden_targets=split.unlabelled.table["hidden_target"].to_numpy())
-        return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha)
+        return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha, inputs=inputs)
 
     @torch.no_grad()
     def views_of(self, wave: np.ndarray, policies: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -350,25 +407,28 @@ class FixMatchExperiment(Experiment):
     def train(self, ctx: RunContext, arm: str, recipe: FixMatchRecipe, split: Split) -> dict[str, Any]:
         model = self.model(arm)
         optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
-        evaluation = {"train": False, "batch_size": self.eval_batch_size, "crop_seconds": recipe.crop_seconds}
+        inputs = input_kind(recipe.policies)
+        evaluation = {"inputs": inputs, "train": False, "batch_size": self.eval_batch_size,
+                      "crop_seconds": recipe.crop_seconds}
         val = split.parts.get("val")
         val_loader = None if val is None else self._loader(val, **evaluation)
         history = ctx.fit(model, self.train_loader(arm, split, recipe, seed=ctx.seed), epochs=recipe.epochs,
                           optimizer=optimizer, step_fn=self.step(arm, split, recipe), val_loader=val_loader,
+                          val_fn=lambda net, loader, device: evaluate(Classifier(net, inputs), loader, device),
                           scheduler=cosine_schedule(optimizer, recipe.epochs), accumulate=recipe.accumulate,
                           early_stopping=None if val is None else EarlyStopping(recipe.epochs, "val_acc", "max"))
         for record in ctx.histories[-1].epochs:
             if "mask_rate" in record:
                 record.update(epoch_diagnostics(record))
         test_loader = self._loader(split.test, **evaluation)
-        selected = self.test_metrics(model, test_loader)
+        selected = self.test_metrics(Classifier(model, inputs), test_loader)
         if val is None:
             chosen, last = {"best_epoch": recipe.epochs}, selected
         else:
             best = history.best("val_acc", "max")
             chosen = {"val_acc": best["val_acc"], "best_epoch": int(best["epoch"])}
             model.load_state_dict(load_checkpoint(ctx.checkpoint)["model"])  # the final epoch's weights
-            last = self.test_metrics(model, test_loader)
+            last = self.test_metrics(Classifier(model, inputs), test_loader)
         final = ctx.histories[-1].epochs[-1]
         diagnostics = {f"final_{k}": final[k] for k in ("mask_rate", "pseudo_acc", "pseudo_acc_masked") if k in final}
         return {**selected, **chosen, "last_accuracy": last["accuracy"], "last_auc": last["auc"], **diagnostics,

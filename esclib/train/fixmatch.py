@@ -24,7 +24,11 @@ The model is a PANN-style classifier cut in three (:func:`model_parts`): its fro
 then ``logmel_extractor``: waveform -> log-mel ``(B, 1, T, F)``, no learnt statistics), ``bn0`` (a batch-norm over
 the mel bins) and ``forward_logmel`` (everything after ``bn0``; logits, or a dict with ``logits``) -- a PANN itself
 or a :class:`~esclib.models.transfer.TransferModel` (``base`` = a PANN, ``head`` = its classifier). The model's own
-training-time SpecAugment must be off (``base.spec_augment = False``): the views are the augmentation.
+training-time SpecAugment must be off (``base.spec_augment = False``): the views are the augmentation. The batches
+hold waveforms ``(B, samples)`` or, with ``inputs="logmel"``, the frontend's log-mels ``(B, F, T)`` computed once
+per clip (:data:`INPUTS`; the frontend is deterministic, so a crop of a clip's log-mel is what the frontend gives
+the crop, up to the frames at its edges); views with a waveform policy need waveforms. :class:`Classifier` is the
+model as :func:`esclib.train.predict` calls it, on either input.
 
 Diagnostics (logged per batch and averaged per epoch by ``fit``; linear in the batch, so the epoch means are exact
 for equal batch sizes): ``mask_rate`` (share of unlabelled clips whose confidence reaches τ), ``pseudo_acc`` (share
@@ -51,6 +55,8 @@ Policy = Callable[[torch.Tensor], torch.Tensor]
 
 #: how the views go through the network (module docstring): ``joint`` (Sohn et al.'s reference) or ``separate``
 PASS_STRUCTURES: tuple[str, ...] = ("joint", "separate")
+#: what a batch holds: waveforms ``(B, samples)`` or the frontend's log-mels ``(B, mel_bins, frames)``
+INPUTS: tuple[str, ...] = ("waveform", "logmel")
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,12 @@ class ModelParts(NamedTuple):
     logits: Callable[[torch.Tensor], torch.Tensor]
 
 
-def model_parts(model: nn.Module) -> ModelParts:
-    """The :class:`ModelParts` of a PANN-style classifier or of a TransferModel over one (module docstring)."""
+def model_parts(model: nn.Module, inputs: str = "waveform") -> ModelParts:
+    """The :class:`ModelParts` of a PANN-style classifier or of a TransferModel over one (module docstring), for
+    batches of ``inputs`` (:data:`INPUTS`): with ``"logmel"`` the frontend only lays the cached log-mels out as the
+    network reads them."""
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
     needed = ("spectrogram_extractor", "logmel_extractor", "bn0", "forward_logmel")
     if all(hasattr(model, name) for name in needed):
         base, head = model, None
@@ -155,7 +165,23 @@ def model_parts(model: nn.Module) -> ModelParts:
     def bn0(x: torch.Tensor) -> torch.Tensor:
         return base.bn0(x.transpose(1, 3)).transpose(1, 3)
 
+    if inputs == "logmel":
+        return ModelParts(lambda logmel: logmel.transpose(1, 2).unsqueeze(1), bn0, logits)
     return ModelParts(lambda wave: base.logmel_extractor(base.spectrogram_extractor(wave)), bn0, logits)
+
+
+class Classifier(nn.Module):
+    """``model`` as :func:`esclib.train.predict` calls it: logits of a batch of ``inputs`` (waveforms or cached
+    log-mels), through the frontend, ``bn0`` and the rest, without augmentation."""
+
+    def __init__(self, model: nn.Module, inputs: str = "waveform") -> None:
+        super().__init__()
+        self.model, self.inputs = model, inputs
+        model_parts(model, inputs)  # refuses a model it cannot cut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = model_parts(self.model, self.inputs)
+        return parts.logits(parts.bn0(parts.frontend(x)))
 
 
 class LabelledStep:
@@ -165,12 +191,21 @@ class LabelledStep:
     λ ~ Beta(α, α), targets mixed alike (the PANN recipe, :mod:`esclib.augment.mixup`).
     """
 
-    def __init__(self, weak: View, num_classes: int, *, mixup_alpha: float | None = None) -> None:
+    def __init__(self, weak: View, num_classes: int, *, mixup_alpha: float | None = None,
+                 inputs: str = "waveform") -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if mixup_alpha is not None and mixup_alpha <= 0:
             raise ValueError(f"mixup_alpha must be > 0 (or None for no mixup), got {mixup_alpha}")
-        self.weak, self.num_classes, self.mixup_alpha = weak, num_classes, mixup_alpha
+        self.weak, self.num_classes, self.mixup_alpha, self.inputs = weak, num_classes, mixup_alpha, inputs
+        self._check_views(weak)
+
+    def _check_views(self, *views: View) -> None:
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.inputs == "logmel" and any(view.wave is not None for view in views):
+            raise ValueError("a view with a waveform policy needs waveform batches (inputs='waveform'), not cached "
+                             "log-mels")
 
     def labelled_inputs(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The weak view's spectrogram policy on a labelled batch's normalised log-mel ``x``, then (with mixup) the
@@ -186,7 +221,7 @@ class LabelledStep:
         return do_mixup(x, lam), do_mixup(F.one_hot(target, self.num_classes).to(x.dtype), lam)
 
     def __call__(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        parts = model_parts(model)
+        parts = model_parts(model, self.inputs)
         x, target = self.labelled_inputs(parts.bn0(parts.frontend(self.weak.on_wave(batch[0]))), batch[1])
         loss = F.cross_entropy(parts.logits(x).float(), target)
         return loss, {"loss": float(loss.detach())}
@@ -206,8 +241,9 @@ class FixMatchStep(LabelledStep):
 
     def __init__(self, weak: View, strong: View, num_classes: int, *, threshold: float = 0.95,
                  lambda_u: float = 1.0, mixup_alpha: float | None = None, passes: str = "joint",
-                 hidden_targets: np.ndarray | None = None) -> None:
-        super().__init__(weak, num_classes, mixup_alpha=mixup_alpha)
+                 inputs: str = "waveform", hidden_targets: np.ndarray | None = None) -> None:
+        super().__init__(weak, num_classes, mixup_alpha=mixup_alpha, inputs=inputs)
+        self._check_views(strong)
         if passes not in PASS_STRUCTURES:
             raise ValueError(f"FixMatchStep: passes must be one of {PASS_STRUCTURES}, got {passes!r}")
         self.strong, self.threshold, self.lambda_u, self.passes = strong, threshold, lambda_u, passes
@@ -244,7 +280,7 @@ class FixMatchStep(LabelledStep):
 
     def __call__(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         (wave_l, target, _), (wave_u, _, index_u) = batch[0][:3], batch[1][:3]
-        parts = model_parts(model)
+        parts = model_parts(model, self.inputs)
         z_l, z_w, z_s = self.normalised(parts, wave_l, wave_u)
         x_l, target = self.labelled_inputs(z_l, target)
         labelled_logits, weak_logits, strong_logits = self.forward_passes(
