@@ -92,9 +92,15 @@ class TransferRecipe(Recipe):
 
 def resolve_checkpoint(checkpoint: str | Path, *, seed: int = 0, progress: bool = True) -> str:
     """The checkpoint to load: :data:`MINI` becomes the cached mini model of ``seed`` (pre-trained on first use);
-    a registered name or a file path is returned as it is."""
+    a registered name or a file path is returned as it is -- except in a smoke run (:mod:`esclib.smoke`), where a
+    registered name becomes a random-weight file in the released format."""
+    from esclib import smoke
+    from esclib.models.panns.registry import find_checkpoint
+
     if str(checkpoint) == MINI:
         return str(mini_checkpoint(seed, progress=progress))
+    if smoke.active() and not Path(checkpoint).is_file() and find_checkpoint(str(checkpoint)) is not None:
+        return str(smoke.smoke_checkpoint(str(checkpoint)))
     return str(checkpoint)
 
 
