@@ -161,6 +161,8 @@ def test_reconstruction_loss_is_the_mean_squared_error_over_every_bin():
 
     loader = DataLoader(TensorDataset(x), batch_size=3)
     assert steps.reconstruction_loss(Shift(), loader)["val_loss"] == pytest.approx(4.0)
+    loss, logs = steps.reconstruction_step(Shift(), (x,), torch.device("cpu"))  # the training step's loss too
+    assert float(loss) == pytest.approx(4.0) and logs["loss"] == pytest.approx(4.0)
 
 
 def test_study_split_sizes_are_1280_320_400_on_2000_clips():
@@ -326,9 +328,12 @@ def test_chapter_spec_resolves_the_study_protocol_and_names_bad_values():
 
 
 def test_chapter_defaults_follow_the_studys_code_in_both_profiles():
+    from esclib.data.splits import SELECTIONS
     from esclib.runner.spec import resolve
+    from esclib.runner.specs import ch03_cae
     from esclib.runner.specs.ch03_cae import SPEC
 
+    assert ch03_cae.SELECTIONS == SELECTIONS and ch03_cae.ARMS == exp.ARMS  # the spec's literals follow the library
     for profile in ("quick", "paper"):
         params = resolve(SPEC, profile)
         # Dense(128) without activation, the split's validation clips pick the model, the stopped epoch is tested
@@ -639,15 +644,15 @@ def test_paired_table_gives_the_fold_differences_and_the_random_split_apart():
     assert len(table) == 1 and table.loc[0, "batch_size"] == 32  # batch size 16 has no cae-unpool run
     assert table.loc[0, "mean difference"] == pytest.approx(0.06)
     assert table.loc[0, "random split"] == pytest.approx(-0.05)
-    assert table.loc[0, "folds"] == 5 and table.loc[0, "folds cae-unpool higher"] == "3/5"
+    assert table.loc[0, "folds"] == 5 and table.loc[0, "folds higher"] == "3/5"
     assert exp.paired_table(Results(r for r in runs if r["arm"] == "supervised")).empty
     selection = exp.selection_table(runs.select(batch_size=32))
     assert selection.loc[0, "cae-unpool − supervised"].startswith("+0.060")
 
 
 def test_mean_image_mse_and_the_linear_probe_known_answers():
-    reference = np.stack([np.zeros((1, 2, 2)), 2 * np.ones((1, 2, 2))])  # mean image: all ones
-    assert exp.mean_image_mse(reference, np.full((3, 1, 2, 2), 3.0)) == pytest.approx(4.0)
+    reference = np.stack([np.zeros((1, 2, 2)), np.array([[[0., 2.], [4., 6.]]])])  # mean image [[0, 1], [2, 3]]
+    assert exp.mean_image_mse(reference, np.full((3, 1, 2, 2), 3.0)) == pytest.approx((9 + 4 + 1 + 0) / 4)
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 30)
     x = rng.normal(size=(90, 5)) + 6 * np.eye(3, 5)[y]  # three well-separated classes

@@ -345,6 +345,15 @@ class CAEExperiment(Experiment):
 
 
 # ------------------------------------------------------------------------------------------------- tables
+def unique_runs(*groups: Results) -> Results:
+    """The runs of several grids together, each run once (grids that share a cell return the same run twice)."""
+    seen: dict[str, dict] = {}
+    for group in groups:
+        for result in group:
+            seen.setdefault(result["id"], result)
+    return Results(seen.values())
+
+
 #: what tells one configuration of a chapter run from another (the folds are its repeats)
 CONFIGURATION = ("selection", "filters", "batch_size", "labelled_fraction")
 
@@ -352,10 +361,11 @@ CONFIGURATION = ("selection", "filters", "batch_size", "labelled_fraction")
 def paired_table(results: Results, a: str = "supervised", b: str = "cae-unpool",
                  by: Sequence[str] = CONFIGURATION) -> pd.DataFrame:
     """``b - a`` test accuracy per configuration (``by``): over the official folds as a paired difference with its
-    bootstrap interval (:meth:`Results.paired`), and on the study's random split as the single difference it gives
-    (empty where the runs lack it). Configurations where either arm has no run are left out."""
+    bootstrap interval (:meth:`Results.paired`; ``folds higher``: the folds on which ``b`` scored higher), and on
+    the study's random split as the single difference it gives (empty where the runs lack it). Configurations where
+    either arm has no run are left out."""
     frame = results.frame()
-    columns = ["comparison", *by, "folds", "mean difference", "95% interval", f"folds {b} higher",
+    columns = ["comparison", *by, "folds", "mean difference", "95% interval", "folds higher",
                "inside the noise", "random split"]
     if frame.empty or not {a, b} <= set(frame["arm"]):
         return pd.DataFrame(columns=columns)
@@ -367,7 +377,8 @@ def paired_table(results: Results, a: str = "supervised", b: str = "cae-unpool",
         row: dict[str, Any] = {"comparison": f"{b} − {a}", **keys}
         folds = results.select(split="folds", **keys)
         if {a, b} <= {r["arm"] for r in folds}:
-            row.update({k: v for k, v in folds.paired(a, b).row().items() if k not in ("comparison", "metric")})
+            row.update({("folds higher" if k == f"folds {b} higher" else k): v
+                        for k, v in folds.paired(a, b).row().items() if k not in ("comparison", "metric")})
         single = group[group["split"] == "random"].set_index("arm")["accuracy"]
         row["random split"] = round(float(single[b] - single[a]), 3) if {a, b} <= set(single.index) else np.nan
         rows.append(row)
@@ -535,6 +546,27 @@ def probe_summary(probe: pd.DataFrame, reference: str = "supervised encoder") ->
     return pd.DataFrame(rows)
 
 
+def probe_numbers(probe: pd.DataFrame, fraction: float = 1.0) -> dict[str, float | str]:
+    """The probe accuracies the prose quotes (official folds, ``fraction`` of the labels): ``probe_<features>``
+    (``input``, ``supervised``, ``cae-unpool``, ``cae-upsample``: mean over folds) and, for each pre-trained
+    encoder, how its code compares with the random encoder's, fold by fold with a bootstrap interval
+    (``probe_vs_<arm>``: ``better than`` / ``worse than`` / ``no better than``; NaN and ``not measured`` when
+    missing)."""
+    folds = probe[(probe["split"] == "folds") & (probe["labelled_fraction"] == fraction)]
+    by = folds.pivot_table(index="fold", columns="features", values="accuracy") if len(folds) else pd.DataFrame()
+    numbers: dict[str, float | str] = {}
+    for name in ("input", *ARMS):
+        column = name if name == "input" else f"{name} encoder"
+        numbers[f"probe_{name}"] = float(by[column].mean()) if column in by else float("nan")
+    for arm in ("cae-unpool", "cae-upsample"):
+        words = "not measured"
+        if {f"{arm} encoder", "supervised encoder"} <= set(by.columns):
+            low, high = bootstrap_interval((by[f"{arm} encoder"] - by["supervised encoder"]).to_numpy())
+            words = "better than" if low > 0 else "worse than" if high < 0 else "no better than"
+        numbers[f"probe_vs_{arm}"] = words
+    return numbers
+
+
 def code_scale(experiment: CAEExperiment, recipe: FinetuneRecipe, arms: Sequence[str]) -> pd.DataFrame:
     """The size of the code each arm's starting encoder hands the fresh Dense(128) layer, over every ESC-50 clip:
     its root mean square and its largest absolute value (random encoders drawn from the chapter's seed)."""
@@ -594,3 +626,50 @@ def reconstruct(model: ConvAutoencoder, x: np.ndarray, device: str | torch.devic
     """The autoencoder's reconstructions of the inputs ``x`` (``(N, C, H, W)``), as a numpy array."""
     model.eval().to(device)
     return model(torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------- numbers for the prose
+def effect_words(low: float, high: float) -> str:
+    """What an interval ``[low, high]`` of a difference ``b - a`` says about ``b``: ``helps``, ``hurts`` or ``makes
+    no difference the folds can detect`` (``not measured`` for NaN)."""
+    if np.isnan(low) or np.isnan(high):
+        return "not measured"
+    return "helps" if low > 0 else "hurts" if high < 0 else "makes no difference the folds can detect"
+
+
+def difference_numbers(name: str, results: Results, a: str, b: str, **where: Any) -> dict[str, float | str]:
+    """The numbers the chapter's prose quotes about ``b - a`` (runs selected by ``where``): on the official folds
+    the mean difference (``name``), its 95 % bootstrap interval (``name_low``, ``name_high``), on how many folds
+    ``b`` was higher (``name_higher``), a verdict (``name_verdict``) and :func:`effect_words` (``name_effect``); on
+    the study's random split its single difference (``name_random``). NaN and "not run" where an arm or a split is
+    missing."""
+    nan = float("nan")
+    numbers: dict[str, float | str] = {name: nan, f"{name}_low": nan, f"{name}_high": nan, f"{name}_random": nan,
+                                       f"{name}_higher": "no fold", f"{name}_verdict": f"not run ({a} or {b} missing)",
+                                       f"{name}_effect": "not measured"}
+    folds = results.select(split="folds", **where)
+    if {a, b} <= {r["arm"] for r in folds}:
+        diff = folds.paired(a, b)
+        numbers.update({name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high,
+                        f"{name}_higher": f"{diff.favour_b} of {len(diff.per_fold)}",
+                        f"{name}_verdict": ("inside the fold noise (its interval contains zero)" if diff.inside_noise
+                                            else f"clearly {'above' if diff.low > 0 else 'below'} zero"),
+                        f"{name}_effect": effect_words(diff.low, diff.high)})
+    single = {r["arm"]: r["metrics"]["accuracy"] for r in results.select(split="random", **where)}
+    if {a, b} <= set(single):
+        numbers[f"{name}_random"] = single[b] - single[a]
+    return numbers
+
+
+def mean_accuracy(results: Results, arm: str, metric: str = "accuracy", **where: Any) -> float:
+    """Mean ``metric`` of ``arm``'s runs on the official folds that match ``where`` (NaN when there are none)."""
+    values = [r["metrics"][metric] for r in results.select(split="folds", arm=arm, **where)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def glue_numbers(numbers: dict[str, Any]) -> None:
+    """Glue every value of ``numbers`` under its name for the prose (``myst_nb.glue``, not displayed)."""
+    from myst_nb import glue
+
+    for name, value in numbers.items():
+        glue(name, value, display=False)

@@ -178,31 +178,38 @@ def plot_label_curve(curve: Results):
 
 
 def plot_finetune_curves(results: Results, metric: str = "val_acc"):
-    """Validation accuracy per fine-tuning epoch of each arm (mean ± sd over the runs), to see whether a
-    pre-trained encoder gives a head start (the study: pre-trained classifiers started near 0.1)."""
+    """Validation accuracy per fine-tuning epoch, one thin line per run (coloured by arm) ending where the run
+    stopped, to see whether a pre-trained encoder gives a head start and when early stopping gave up."""
     import seaborn as sns
 
     curves = results.curves()
     if curves.empty or metric not in curves:
         return None
-    fig, ax = _plt().subplots(figsize=(6.0, 3.6), layout="constrained")
-    sns.lineplot(curves, x="epoch", y=metric, hue="arm", errorbar="sd", ax=ax, palette=ARM_COLOURS)
+    curves = curves.assign(run=curves["arm"] + " fold " + curves["fold"].astype(str))
+    fig, ax = _plt().subplots(figsize=(6.4, 3.6), layout="constrained")
+    sns.lineplot(curves, x="epoch", y=metric, hue="arm", units="run", estimator=None, ax=ax, palette=ARM_COLOURS,
+                 linewidth=1.2, alpha=0.8)
+    ends = curves.groupby("run").tail(1)
+    ax.scatter(ends["epoch"], ends[metric], c=[ARM_COLOURS.get(a, "grey") for a in ends["arm"]], marker="x", s=30,
+               zorder=3, label="run stopped")
+    ax.legend(fontsize="small")
     ax.set(xlabel="fine-tuning epoch", ylabel="validation accuracy",
-           title="Fine-tuning on ESC-50: validation accuracy per epoch (mean ± sd over runs)")
+           title="Fine-tuning on ESC-50: validation accuracy per epoch (one line per run)")
     return fig
 
 
 def plot_probe(probe: pd.DataFrame):
-    """Linear-probe test accuracy of each encoder's frozen code (and of the input), per labelled fraction, on the
-    official folds (mean ± sd)."""
+    """Linear-probe test accuracy of each encoder's frozen code (and of the input) on the official folds: one bar
+    per features (mean ± sd over the folds), one colour per labelled fraction."""
     import seaborn as sns
 
     folds = probe[probe["split"] == "folds"]
     if folds.empty:
         return None
-    fig, ax = _plt().subplots(figsize=(6.4, 3.4), layout="constrained")
-    sns.barplot(folds, x="labelled_fraction", y="accuracy", hue="features", errorbar="sd", ax=ax)
-    ax.set(xlabel="labelled fraction of the training clips", ylabel="linear-probe test accuracy",
-           title="What the frozen encoders know before fine-tuning (official folds)")
-    ax.legend(fontsize="small", loc="lower right")
+    folds = folds.assign(features=folds["features"].str.replace(" encoder", "\nencoder"))
+    fig, ax = _plt().subplots(figsize=(6.4, 3.6), layout="constrained")
+    sns.barplot(folds, x="features", y="accuracy", hue="labelled_fraction", errorbar="sd", ax=ax,
+                palette="crest", legend=folds["labelled_fraction"].nunique() > 1)
+    ax.set(xlabel="", ylabel="linear-probe test accuracy",
+           title="What the frozen encoders know before fine-tuning\n(official folds, mean ± sd)")
     return fig

@@ -70,7 +70,8 @@ SPEC = ChapterSpec(
                                   check=integer(1, 4096), scope="grid"),
         "pretrain_epochs": Param("most pre-training epochs (early stopping on the validation loss)", 15, 50,
                                  check=integer(1, 10000)),
-        "finetune_epochs": Param("most fine-tuning epochs (early stopping on the validation accuracy)", 40, 150,
+        "finetune_epochs": Param("most fine-tuning epochs (early stopping on the validation accuracy; the whole schedule "
+                                 "under selection='last')", 30, 150,
                                  check=integer(1, 10000)),
         "patience": Param("epochs without improvement before early stopping (the study: 5)", 5, 5,
                           check=integer(1, 10000)),
@@ -81,7 +82,7 @@ SPEC = ChapterSpec(
         "n_fft": Param("FFT window in samples at 44.1 kHz (the study: 12288)", 12288, 12288, check=integer(16)),
         "hop_length": Param("hop in samples (the study: 6144, giving 36 frames)", 6144, 6144, check=integer(1)),
         "pool_sizes": Param("smaller ESC-US pools for the pre-training ablation (cae-unpool, probed on the folds; "
-                            "the chapter's own pool is added)", "150,300", "5000,20000", parse=parse_counts,
+                            "the chapter's own pool is added)", "150", "5000,20000", parse=parse_counts,
                             scope="grid"),
         "examples": Param("held-out ESC-US clips shown in the reconstruction figure", 6, 8, check=integer(1, 16),
                           scope="view"),
