@@ -658,3 +658,14 @@ def test_mean_image_mse_and_the_linear_probe_known_answers():
     x = rng.normal(size=(90, 5)) + 6 * np.eye(3, 5)[y]  # three well-separated classes
     assert exp.probe_accuracy(x[::2], y[::2], x[1::2], y[1::2]) == 1.0
     assert exp.probe_accuracy(x[::2], y[::2], x[1::2], (y[1::2] + 1) % 3) == 0.0
+
+
+def test_curve_story_gives_each_budget_its_own_verdict():
+    up, down = [.1, .12, .08, .1, .11], [-.2, -.25, -.15, -.2, -.3]
+    runs = Results([_result("supervised", "folds", f, .5, fraction=p) for p in (.25, 1.0) for f in range(1, 6)]
+                   + [_result("cae-unpool", "folds", f, .5 + d, fraction=.25) for f, d in zip(range(1, 6), down)]
+                   + [_result("cae-unpool", "folds", f, .5 + d, fraction=1.0) for f, d in zip(range(1, 6), up)])
+    story = exp.curve_story(runs)
+    assert story == "25% of the labels: -0.220 (hurts); 100%: +0.102 (helps)"
+    assert exp.effect_words(-0.1, 0.2) == "makes no difference the folds can detect"
+    assert exp.curve_story(Results()) == "not run"

@@ -661,6 +661,19 @@ def difference_numbers(name: str, results: Results, a: str, b: str, **where: Any
     return numbers
 
 
+def curve_story(results: Results, a: str = "supervised", b: str = "cae-unpool") -> str:
+    """One phrase per labelled fraction of ``results`` (official folds): ``b - a`` and :func:`effect_words`, e.g.
+    "25 % of the labels: -0.185 (hurts); 100 %: -0.028 (makes no difference the folds can detect)"."""
+    fractions = sorted({r["setting"]["labelled_fraction"] for r in results.select(split="folds")})
+    parts = []
+    for fraction in fractions:
+        numbers = difference_numbers("d", results, a, b, labelled_fraction=fraction)
+        if not np.isnan(numbers["d"]):
+            parts.append(f"{fraction:.0%}{' of the labels' if not parts else ''}: {numbers['d']:+.3f} "
+                         f"({numbers['d_effect']})")
+    return "; ".join(parts) or "not run"
+
+
 def mean_accuracy(results: Results, arm: str, metric: str = "accuracy", **where: Any) -> float:
     """Mean ``metric`` of ``arm``'s runs on the official folds that match ``where`` (NaN when there are none)."""
     values = [r["metrics"][metric] for r in results.select(split="folds", arm=arm, **where)]

@@ -55,7 +55,7 @@ SPEC = ChapterSpec(
         "folds": Param("official test folds ('all', '1-2', '1,3', ...); validation = next fold, training = the rest",
                        "all", "all", parse=parse_folds, scope="grid"),
         "labelled_fractions": Param("fractions of the training clips for the labelled-data curve (class-balanced; "
-                                    "all clips are always run)", "0.25", "0.1,0.25,0.5", parse=parse_fractions,
+                                    "all clips are always run)", "0.25,0.5", "0.1,0.25,0.5", parse=parse_fractions,
                                     scope="grid"),
         "selection": Param("which clips pick the model: 'validation-fold' (the split's labelled validation clips, as "
                            "the study), 'budgeted' (a fifth of the label budget, held out), 'last' (none: the last "
