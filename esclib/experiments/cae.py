@@ -652,7 +652,7 @@ def difference_numbers(name: str, results: Results, a: str, b: str, **where: Any
         diff = folds.paired(a, b)
         numbers.update({name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high,
                         f"{name}_higher": f"{diff.favour_b} of {len(diff.per_fold)}",
-                        f"{name}_verdict": ("inside the fold noise (its interval contains zero)" if diff.inside_noise
+                        f"{name}_verdict": ("inside the fold noise" if diff.inside_noise
                                             else f"clearly {'above' if diff.low > 0 else 'below'} zero"),
                         f"{name}_effect": effect_words(diff.low, diff.high)})
     single = {r["arm"]: r["metrics"]["accuracy"] for r in results.select(split="random", **where)}
