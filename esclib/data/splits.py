@@ -2,8 +2,9 @@
 
 - :func:`fold_split`: test fold k, validation fold k+1 (mod n), training = the other folds -- the 1:1:8 of study
   000 on UrbanSound8K, 1:1:3 on ESC-50/ESC-10. DCASE 2013's two folds give train/test without validation.
-- :func:`random_split`: the seeded random split of study 002 (seed 1337, 1280/320/400 on ESC-50), marked
-  ``kind="random"`` so that no table mistakes it for the official folds.
+- :func:`random_split`: the seeded random split of study 002 as its code made it (``np.random.seed(1337)``, a
+  shuffle of the file list; 1280/320/400 on ESC-50), marked ``kind="random"`` so that no table mistakes it for the
+  official folds.
 - :func:`labelled_subset`: class-balanced labelled clips drawn from the training folds only, by fraction (10 %,
   1 %) or by count per class (few-shot curves); the rest of the training folds is the unlabelled set.
 - :func:`check_no_leak`: raises if a training set holds a test clip or a clip cut from the same source recording
@@ -135,21 +136,29 @@ def fold_split(clips: ClipSet, test_fold: int, val_fold: int | None = None) -> F
     return split
 
 
-def random_split(clips: ClipSet, sizes: Sequence[int | None], seed: int) -> FoldSplit:
-    """A seeded random split ``sizes = (train, val, test)`` (train None = all the rest), as in study 002.
+def random_split(clips: ClipSet, sizes: Sequence[int | None], seed: int,
+                 order: Sequence[int] | np.ndarray | None = None) -> FoldSplit:
+    """A seeded random split ``sizes = (train, val, test)`` (train None = all the rest), made as study 002's code
+    made it (its ``DataHandler``): ``np.random.seed(seed)``, then ``numpy.random.shuffle`` of the file list, then
+    the first ``test`` files to test, the next ``val`` to validation, then ``train`` to training.
 
-    The clips are shuffled with ``numpy.random.default_rng(seed)``; the first ``test`` go to test, the next
-    ``val`` to validation, then ``train`` (study 002's order). Clip-level, as the study did: sources may cross the
-    split, which is why the result is labelled ``kind="random"`` and never passes for an official-fold result.
+    ``order``: the rows of ``clips`` in the order of the file list before the shuffle (default: the row order);
+    the shuffle is numpy's legacy Mersenne-Twister one (``RandomState``), whose stream numpy keeps unchanged, so
+    the same list and seed give the study's split. Clip-level, as the study did: sources may cross the split, which
+    is why the result is labelled ``kind="random"`` and never passes for an official-fold result.
     """
     n_train, n_val, n_test = sizes
     n_train = len(clips) - n_val - n_test if n_train is None else n_train
     if min(n_train, n_val, n_test) < 0 or n_train + n_val + n_test > len(clips):
         raise ValueError(f"sizes (train, val, test) = {tuple(sizes)} do not fit the {len(clips)} clips of "
                          f"{clips.name}")
-    order = np.random.default_rng(seed).permutation(len(clips))
-    test, val = order[:n_test], order[n_test:n_test + n_val]
-    train = order[n_test + n_val:n_test + n_val + n_train]
+    files = np.arange(len(clips)) if order is None else np.asarray(order, dtype=int)
+    if sorted(files.tolist()) != list(range(len(clips))):
+        raise ValueError(f"order must list every row of {clips.name} (0..{len(clips) - 1}) once")
+    files = files.tolist()
+    np.random.RandomState(seed).shuffle(files)
+    test, val = files[:n_test], files[n_test:n_test + n_val]
+    train = files[n_test + n_val:n_test + n_val + n_train]
     return FoldSplit(_marked(clips, np.sort(train), "train"), _marked(clips, np.sort(val), "val"),
                      _marked(clips, np.sort(test), "test"), None, None, "random", (), seed)
 

@@ -11,6 +11,7 @@ A chapter's code cell right after its ``parameters`` cell reads::
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -105,14 +106,21 @@ def _show(metadata: RunMetadata) -> None:
         print(repr(metadata))
 
 
+def torch_threads() -> int:
+    """Threads for torch in a chapter: ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs), else the
+    cores this process may run on."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:
     """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): read its parameters from ``namespace`` (the
     notebook's ``globals()``: every name of the spec found there) and ``given``, resolve them against its spec
     (unknown names and invalid values raise a ValueError naming them), seed python / numpy / torch, set torch's
-    thread count to the cores present, pick the device, show the run-metadata table and return the context.
+    thread count (:func:`torch_threads`), pick the device, show the run-metadata table and return the context.
     ``profile`` defaults to ``quick``."""
-    import os
-
     import torch
 
     from esclib.experiments.base import seed_everything
@@ -125,7 +133,7 @@ def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None
         given = {**{name: namespace[name] for name in spec.names if name in namespace}, **given}
     params = resolve(spec, given.pop("profile", None) or "quick", **given)
     seed_everything(params["seed"])
-    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    torch.set_num_threads(torch_threads())
     device = pick_device(params["profile"], params["device"])
     from esclib import smoke
 

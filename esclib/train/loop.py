@@ -147,6 +147,7 @@ def fit(
     device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None,
     early_stopping: EarlyStopping | None = None,
+    restore_best: bool = True,
     accumulate: int = 1,
     amp: bool | None = None,
     progress: bool = True,
@@ -158,8 +159,10 @@ def fit(
     Give ``loss_fn`` for plain supervised batches ``(x, y, ...)`` or ``step_fn`` for anything else. ``val_fn``
     (default :func:`evaluate`) runs on ``val_loader`` after each epoch. ``scheduler`` steps once per epoch.
     ``accumulate`` > 1 sums gradients over that many batches before each optimiser step (study 000's gradient
-    accumulation). With ``early_stopping`` the model ends with the weights of its best epoch. ``limit_batches`` reads
-    at most that many batches of the training and validation loaders per epoch (smoke runs, :mod:`esclib.smoke`).
+    accumulation). With ``early_stopping`` the model ends with the weights of its best epoch, or, with
+    ``restore_best=False``, of the epoch training stopped at (Keras' ``EarlyStopping`` before version 2.2.3, which
+    study 002's code used). ``limit_batches`` reads at most that many batches of the training and validation
+    loaders per epoch (smoke runs, :mod:`esclib.smoke`).
     """
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("fit: give exactly one of loss_fn (plain supervised batches) or step_fn (a custom step)")
@@ -232,7 +235,7 @@ def fit(
         if history.stopped_early:
             break
 
-    if early_stopping is not None and best_state is not None:
+    if early_stopping is not None and best_state is not None and restore_best:
         model.load_state_dict(best_state)
     history.steps, history.seconds = steps, round(time.monotonic() - started, 3)
     return history
