@@ -2,11 +2,14 @@
 
     python benchmarks/bench_book.py            # chapters as last executed, then time `esc book --skip-run`
     python benchmarks/bench_book.py --run      # execute every chapter in quick first (`esc book --profile quick`)
+    python benchmarks/bench_book.py --write    # also write book/generated/chapter_times.csv (instructors' page)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from esclib.runner.book import toc_chapters
+from esclib.runner.book import toc_chapters, write_chapter_times
 from esclib.runner.execute import CHAPTERS_DIR, find_root
 
 
@@ -32,6 +35,15 @@ def chapter_seconds(root: Path) -> list[tuple[str, str, float | None]]:
     return rows
 
 
+def machine() -> str:
+    """This machine in a few words, with its load when measured (times on a loaded machine are longer)."""
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {device}, load {os.getloadavg()[0]:.1f}, "
+            f"{time.strftime('%Y-%m-%d')}")
+
+
 def timed(command: list[str], root: Path) -> tuple[int, float]:
     """Exit status and wall time of ``command`` run in ``root``."""
     start = time.perf_counter()
@@ -42,6 +54,8 @@ def timed(command: list[str], root: Path) -> tuple[int, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="execute every chapter in quick first")
+    parser.add_argument("--write", action="store_true",
+                        help="write the chapters' times to book/generated/chapter_times.csv (instructors' page)")
     args = parser.parse_args()
     root = find_root()
     esc = str(Path(sys.executable).parent / "esc")
@@ -49,8 +63,11 @@ def main() -> int:
         status, seconds = timed([esc, "book", "--profile", "quick", "--no-progress"], root)
         print(f"esc book --profile quick: {seconds:.1f} s (exit {status})")
     total = 0.0
+    rows = chapter_seconds(root)
+    if args.write:
+        print(f"wrote {write_chapter_times(root, rows, machine())}")
     print(f"{'chapter':<20} {'profile':<8} {'wall time':>10}")
-    for stem, profile, seconds in chapter_seconds(root):
+    for stem, profile, seconds in rows:
         total += seconds or 0.0
         print(f"{stem:<20} {profile:<8} {'missing' if seconds is None else f'{seconds:9.1f}s':>10}")
     print(f"{'chapters':<29} {total:9.1f}s")

@@ -1,4 +1,4 @@
-"""Official folds, labelled subsets and the leak guard (PROTOCOLS section E).
+"""Official folds, labelled subsets and the leak guard (the book's appendix *Protocols and decisions*, book/protocols.md).
 
 - :func:`fold_split`: test fold k, validation fold k+1 (mod n), training = the other folds -- the 1:1:8 of study
   000 on UrbanSound8K, 1:1:3 on ESC-50/ESC-10. DCASE 2013's two folds give train/test without validation.

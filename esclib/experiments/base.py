@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from esclib import paths
+from esclib import paths, smoke
 from esclib.data.splits import SplitRecord
 from esclib.digest import canonical, file_digest, seed_from
 from esclib.results.store import ResultsStore, Run
@@ -148,10 +148,13 @@ class RunContext:
         """:func:`esclib.train.fit` with this run's device, checkpoint (one per ``stage``), progress and label; the
         per-epoch history is recorded with the result (keys prefixed ``<stage>_`` for a named stage)."""
         checkpoint = self.checkpoint.with_name(f"{self.checkpoint.stem}{'-' + stage if stage else ''}.pt")
+        if smoke.active():
+            kwargs.update(epochs=min(kwargs["epochs"], smoke.EPOCHS), limit_batches=smoke.STEPS)
         history = fit(model, train_loader, device=self.device, checkpoint=checkpoint, progress=self.progress,
                       desc=f"{self.desc} {stage}".strip(), **kwargs)
         self.histories.append(History([{(k if k == "epoch" or not stage else f"{stage}_{k}"): v
-                                         for k, v in r.items()} for r in history.epochs], history.stopped_early))
+                                         for k, v in r.items()} for r in history.epochs], history.stopped_early,
+                                      history.steps, history.seconds))
         return history
 
     def artifact(self, name: str) -> Path:
@@ -277,7 +280,10 @@ class Experiment:
                 epochs.setdefault(int(record["epoch"]), {}).update(record)
         for epoch, values in sorted(epochs.items()):
             run.log_epoch(**values)
-        run.finish({"epochs": len(epochs), **metrics})
+        steps, seconds = sum(h.steps for h in ctx.histories), sum(h.seconds for h in ctx.histories)
+        run.finish({"epochs": len(epochs), **metrics},
+                   timing={"steps": steps, "train_seconds": seconds, "device": str(self.device),
+                           "seconds_per_step": round(seconds / steps, 4) if steps else None})
         for checkpoint in ctx.checkpoint.parent.glob(f"{ctx.checkpoint.stem}*.pt"):
             checkpoint.unlink(missing_ok=True)
 

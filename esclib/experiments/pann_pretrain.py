@@ -101,7 +101,13 @@ def resolve_checkpoint(checkpoint: str | Path, *, store: ResultsStore | None = N
                        seed: int = 0, device: str = "cpu", progress: bool = True) -> str:
     """The checkpoint file a chapter loads: :data:`MINI` becomes :func:`mini_pann`'s checkpoint (pre-trained on
     first use and recorded in ``store``, default the ``profile``'s store); a registered name or a file path is
-    returned as it is."""
+    returned as it is -- except in a smoke run (:mod:`esclib.smoke`), where a registered name becomes a
+    random-weight file in the released format."""
+    from esclib import smoke
+    from esclib.models.panns.registry import find_checkpoint
+
+    if smoke.active() and not Path(checkpoint).is_file() and find_checkpoint(str(checkpoint)) is not None:
+        return str(smoke.smoke_checkpoint(str(checkpoint)))
     if str(checkpoint) != MINI:
         return str(checkpoint)
     store = store if store is not None else ResultsStore.for_profile(profile)

@@ -175,8 +175,9 @@ class Run:
         self.curves.sort(key=lambda c: c["epoch"])
         write_json_atomic(self.progress_path, self._record("running", updated=now()))
 
-    def finish(self, metrics: Mapping[str, object]) -> dict:
-        """Write ``result.json`` (atomically) with the final ``metrics`` and remove ``progress.json``.
+    def finish(self, metrics: Mapping[str, object], timing: Mapping[str, object] | None = None) -> dict:
+        """Write ``result.json`` (atomically) with the final ``metrics`` (and ``timing``: optimiser steps, training
+        seconds, device -- what the run cost, not what it found) and remove ``progress.json``.
 
         Refuses to replace a finished result of this identity unless the run was opened with ``force``.
         """
@@ -185,7 +186,8 @@ class Run:
                                "to replace it")
         result = self._record(
             "finished", environment=environment(**self.store.meta), metrics=dict(metrics),
-            started=now(self._started), finished=now(), seconds=round(time.time() - self._started, 3),
+            timing=dict(timing or {}), started=now(self._started), finished=now(),
+            seconds=round(time.time() - self._started, 3),
         )
         write_json_atomic(self.result_path, result)
         self.progress_path.unlink(missing_ok=True)
@@ -220,8 +222,12 @@ class ResultsStore:
 
     @classmethod
     def for_profile(cls, profile: str, **meta: object) -> "ResultsStore":
-        """The store of one profile's runs: ``paths.results_dir()/<profile>`` (quick and paper never mix)."""
-        return cls(paths.results_dir() / profile, meta={"profile": profile, **meta})
+        """The store of one profile's runs: ``paths.results_dir()/<profile>`` (quick and paper never mix; a smoke run,
+        :mod:`esclib.smoke`, writes to ``<profile>-smoke``, never among real results)."""
+        from esclib import smoke
+
+        folder = f"{profile}-smoke" if smoke.active() else profile
+        return cls(paths.results_dir() / folder, meta={"profile": profile, "smoke": smoke.active(), **meta})
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.root)!r})"

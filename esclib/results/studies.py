@@ -1,6 +1,7 @@
 """The studies' published numbers, keyed by (experiment, arm, metric) and the setting they were measured in.
 
-Every number is copied from ``shared/PROTOCOLS.md`` (sections A and C), which quotes the studies in ``seeds/``; each
+Every number is copied from the studies and the reference implementations' published results (the book's appendix
+*Protocols and decisions*, ``book/protocols.md``, says where each comes from and what its protocol leaves open); each
 carries its source table. Values are fractions (0-1), the unit of the results store; error rates are converted to
 accuracy (1 - error). Results tables show them *beside* ours (columns ``study_value``, ``study_source``), never as
 ours.
@@ -45,7 +46,7 @@ import pandas as pd
 @dataclass(frozen=True)
 class Study:
     """A published source of numbers: the study's id (``"000"`` ... ``"004"`` for the seeds), its table, and the
-    protocol its numbers were measured under (shown beside every number; PROTOCOLS.md)."""
+    protocol its numbers were measured under (shown beside every number; book/protocols.md)."""
 
     id: str
     source: str
@@ -99,7 +100,7 @@ CANCES = Study("Cancès", "Cancès, Labbé, Pellegrini 2022, EURASIP JASMP abstr
 ESRESNET = Study("ESResNet", "Guzhov et al. 2021 (ESResNet)",
                  "ImageNet-initialised ESResNet, official folds, 300 epochs")
 
-#: label-fraction caveat of study 000's Tables 2-4 (PROTOCOLS A0)
+#: label-fraction caveat of study 000's Tables 2-4 (book/protocols.md, study 000)
 _ONE_PERCENT = "label fraction of Tables 2-4 inferred as 1 % (text lost)"
 _TABLE3 = "row label lost; inferred from the caption (τ = 0.75, batch 32)"
 

@@ -41,7 +41,7 @@ class RunMetadata(dict):
     def rows(self) -> list[tuple[str, str]]:
         """(field, value) pairs of the run table."""
         packages = ", ".join(f"{k} {v}" for k, v in self["packages"].items() if k in SHOWN_PACKAGES)
-        keys = ("notebook", "profile", "dataset", "device", "seed", "commit", "date", "python", "platform")
+        keys = ("notebook", "profile", "smoke", "dataset", "device", "seed", "commit", "date", "python", "platform")
         return [(k, str(self[k])) for k in keys if k in self] + [("packages", packages)]
 
     def _repr_html_(self) -> str:
@@ -127,7 +127,11 @@ def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None
     seed_everything(params["seed"])
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     device = pick_device(params["profile"], params["device"])
+    from esclib import smoke
+
     metadata = RunMetadata(environment(notebook=notebook_stem, profile=params["profile"],
+                                       **({"smoke": "yes: synthetic data, random weights, numbers mean nothing"}
+                                          if smoke.active() else {}),
                                        **({"dataset": params["dataset"]} if "dataset" in params else {}),
                                        device=str(device), seed=params["seed"]), parameters=params)
     store = ResultsStore.for_profile(params["profile"], notebook=notebook_stem, device=str(device),

@@ -98,7 +98,9 @@ class ChapterSpec:
     ``experiment`` names the chapter's experiment in the results store (None for chapters without runs);
     ``recipes`` the chapter's recipe classes as ``"module:Class"`` (kept as text so that a spec imports no torch),
     whose fields are exactly the parameters of scope ``recipe``; ``checks`` run on the resolved parameters together
-    (e.g. :func:`folds_fit`: folds the dataset has), each raising a ValueError that names the parameters.
+    (e.g. :func:`folds_fit`: folds the dataset has), each raising a ValueError that names the parameters;
+    ``smoke`` the defaults a smoke run (:mod:`esclib.smoke`) takes instead of the paper ones (one fold, the smallest
+    grid) -- everything else stays at the paper profile's value.
     ``seed`` and ``device`` are added to ``params`` unless the spec defines them itself.
     """
 
@@ -108,11 +110,15 @@ class ChapterSpec:
     params: Mapping[str, Param] = field(default_factory=dict)
     recipes: tuple[str, ...] = ()
     checks: tuple[CrossCheck, ...] = ()
+    smoke: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "profile" in self.params:
             raise ValueError(f"spec {self.notebook}: 'profile' is not a parameter of its own; every chapter has it")
         object.__setattr__(self, "params", {**_common_params(), **self.params})
+        unknown = [name for name in self.smoke if name not in self.params]
+        if unknown:
+            raise ValueError(f"spec {self.notebook}: smoke overrides {unknown} are not parameters")
 
     @property
     def names(self) -> list[str]:
@@ -139,15 +145,20 @@ def resolve(spec: ChapterSpec, profile: str, **given: Any) -> dict[str, Any]:
     """Every parameter of ``spec`` resolved for ``profile``: the given value, or the profile's default where the
     value is missing or None; each parsed and checked. Returns a dict with ``profile`` first.
 
-    Unknown names and invalid values raise a ValueError naming them (and listing the valid names).
+    Unknown names and invalid values raise a ValueError naming them (and listing the valid names). In a smoke run
+    (:mod:`esclib.smoke`) of the paper profile the spec's ``smoke`` defaults replace the paper ones.
     """
+    from esclib import smoke
+
     check_profile(profile)
     given = {k: v for k, v in given.items() if k != "profile"}
     check_names(given, spec.names, f"notebook {spec.notebook}")
     resolved: dict[str, Any] = {"profile": profile}
+    defaults = spec.smoke if smoke.active() and profile == "paper" else {}
     for name, param in spec.params.items():
         value = given.get(name)
-        resolved[name] = param.validate(name, param.default(profile) if value is None else value)
+        default = defaults[name] if name in defaults else param.default(profile)
+        resolved[name] = param.validate(name, default if value is None else value)
     for check in spec.checks:
         check(resolved)
     return resolved
