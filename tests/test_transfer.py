@@ -355,6 +355,28 @@ def test_few_shot_clips_avoid_validation_and_test_folds_and_their_sources_and_ar
             previous = current
 
 
+def test_few_shot_subsets_of_a_larger_world_are_nested_and_class_balanced():
+    """3 classes x 5 folds x 8 clips (two takes per source): every count's clips contain the smaller counts' clips,
+    for every test fold and selection."""
+    import pandas as pd
+
+    from esclib.data.clips import ClipSet
+    from esclib.experiments.pann_transfer import FewShotTransfer
+
+    rows = [{"clip_id": f"{f}-{c}-{i}", "path": f"/nowhere/{f}-{c}-{i}.wav", "fold": f, "target": c,
+             "category": f"class {c}", "source": f"{f}-{c}-{i // 2}"} for f in range(1, 6) for c in range(3)
+            for i in range(8)]
+    clips = ClipSet("esc50", Path("/nowhere"), ("class 0", "class 1", "class 2"), 5, 5.0, pd.DataFrame(rows))
+    experiment = FewShotTransfer.__new__(FewShotTransfer)
+    experiment.clips, experiment.seed = clips, 0
+    for fold in (1, 3):
+        for selection in ("validation-fold", "budgeted", "last"):
+            subsets = [set(experiment.split(fold, selection, n).labelled.table["clip_id"]) for n in (1, 2, 4, 8, 16)]
+            assert all(a < b for a, b in zip(subsets, subsets[1:])), (fold, selection)
+            assert [len(s) for s in subsets] == [3, 6, 12, 24, 48]
+            assert not {c.split("-")[0] for c in subsets[-1]} & {str(fold), str(fold % 5 + 1)}
+
+
 @pytest.mark.parametrize("arm", ["fine-tune", "freeze_l1"])
 def test_fit_strategy_trains_what_the_strategy_trains(world, arm):
     """Through the experiment: fine-tune moves the base, a frozen strategy trains its head on the cached
