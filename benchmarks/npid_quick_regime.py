@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--arch", default=QUICK_NPID.arch)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the per-epoch table here (CSV)")
+    parser.add_argument("--progress", action="store_true", help="print every epoch (progress bars on stderr)")
     parser.add_argument("--set", nargs="*", default=[], help="overrides: npid.FIELD=V, finetune.FIELD=V, input.FIELD=V")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -80,7 +81,7 @@ def main() -> None:
     for fold in args.folds:
         split = fold_split(clips, test_fold=fold, val_fold=0)
         t0 = _clock()
-        npid = pretrain_npid(split.train, npid_recipe, test=split.test, seed=args.seed, progress=False)
+        npid = pretrain_npid(split.train, npid_recipe, test=split.test, seed=args.seed, progress=args.progress)
         t1 = _clock()
         print(f"fold {fold}: NPID {t1[0] - t0[0]:.0f} s wall, {t1[1] - t0[1]:.0f} s CPU")
         print(npid.history.to_string(index=False, float_format="%.3f"))
@@ -89,7 +90,7 @@ def main() -> None:
             model = finetune_network(clips.num_classes, ft_recipe, arm, npid=npid.model if arm == "npid" else None,
                                      seed=args.seed)
             t0 = _clock()
-            curve = finetune(model, split.train, split.test, ft_recipe, seed=args.seed, progress=False)
+            curve = finetune(model, split.train, split.test, ft_recipe, seed=args.seed, progress=args.progress)
             t1 = _clock()
             print(f"fold {fold} fine-tune {arm}: {t1[0] - t0[0]:.0f} s wall; test_acc "
                   + " ".join(f"{a:.3f}" for a in curve["test_acc"]))

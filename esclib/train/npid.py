@@ -88,7 +88,9 @@ QUICK_INPUT = ThreeBandInput(sample_rate=22050, n_fft=256, hop_length=551, win_l
 @dataclass(frozen=True)
 class NetworkRecipe:
     """What every ESResNet training of the chapter shares: backbone, attention gates, input, schedule, batch,
-    whether ESResNet's training augmentation (flip, speed scale, random pad / crop) is on."""
+    whether ESResNet's training augmentation (flip, speed scale, random pad / crop) is on, and the length of the
+    training crops (``crop_seconds``; None: the input's clip length, as ESResNet; evaluation always sees whole
+    clips)."""
 
     arch: str = "resnet50"
     attention: bool = True
@@ -96,11 +98,15 @@ class NetworkRecipe:
     epochs: int = 200
     batch_size: int = 64
     augment: bool = True
+    crop_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"{type(self).__name__}: epochs and batch_size must be >= 1, got {self.epochs}, "
                              f"{self.batch_size}")
+        if self.crop_seconds is not None and not 0 < self.crop_seconds <= self.input.clip_seconds:
+            raise ValueError(f"{type(self).__name__}: crop_seconds must be in (0, input.clip_seconds="
+                             f"{self.input.clip_seconds}], got {self.crop_seconds}")
 
     def network(self, num_outputs: int, *, normalize: bool = False, pretrained: bool = False) -> ESResNet:
         """A fresh ESResNet of this recipe with its input frontend (waveforms in, ``num_outputs`` out)."""
@@ -109,9 +115,11 @@ class NetworkRecipe:
 
     def loader(self, clips: ClipSet, *, train: bool, seed: int = 0, progress: bool = True,
                batch_size: int | None = None) -> DataLoader:
-        """Batches ``(wave, target, index)`` of ``clips`` at the input's rate and length: shuffled, augmented (when
-        ``augment``) and without the last partial batch when ``train``; in order, centre pad / crop otherwise."""
-        transform = ESResNetTransform(self.input.samples, train=train and self.augment)
+        """Batches ``(wave, target, index)`` of ``clips`` at the input's rate: shuffled, augmented (when
+        ``augment``), cut to ``crop_seconds`` and without the last partial batch when ``train``; in order, whole
+        clips (centre pad / crop to the input's length) otherwise."""
+        crop = self.input.clip_seconds if self.crop_seconds is None or not train else self.crop_seconds
+        transform = ESResNetTransform(round(crop * self.input.sample_rate), train=train and self.augment)
         return clip_loader(clips, self.input.sample_rate, train=train, batch_size=batch_size or self.batch_size,
                            transform=transform, seed=seed, progress=progress)
 
