@@ -36,8 +36,14 @@ def _override(obj, assignments: dict[str, str]):
     changes = {}
     for key, text in assignments.items():
         current = getattr(obj, key)
-        changes[key] = (tuple(type(current[0])(v) for v in text.split(",")) if isinstance(current, tuple)
-                        else text.lower() == "true" if isinstance(current, bool) else type(current)(text))
+        if isinstance(current, tuple):
+            changes[key] = tuple(type(current[0])(v) for v in text.split(","))
+        elif isinstance(current, bool):
+            changes[key] = text.lower() == "true"
+        elif current is None:  # optional numbers (crop_seconds, knn_temperature)
+            changes[key] = None if text.lower() == "none" else float(text)
+        else:
+            changes[key] = type(current)(text)
     return replace(obj, **changes)
 
 

@@ -100,6 +100,22 @@ def test_gate_widths_follow_the_reference_for_any_resnet(arch, widths):
     assert model.width == widths[-1]
 
 
+def test_gate_by_hand_max_pools_its_input_before_the_convolutions():
+    from esclib.models.esresnet import AttentionGate
+
+    gate = AttentionGate(1, 1, (3, 1), (1, 0)).eval()
+    with torch.no_grad():
+        gate.depthwise.weight.zero_()
+        gate.depthwise.weight[0, 0, 1, 0] = 1.0  # the centre tap
+        gate.depthwise.bias.zero_()
+        gate.pointwise.weight.fill_(2.0)
+        gate.pointwise.bias.fill_(-1.0)
+        x = torch.tensor([[[[0.0, 4.0], [1.0, 2.0]]]])
+        out = gate(x, torch.Size([1, 1]))
+    bn = 1 / np.sqrt(1 + gate.bn.eps)  # batch-norm at its initial statistics
+    assert float(out) == pytest.approx(1 / (1 + np.exp(-(2 * 4.0 - 1) * bn)), rel=1e-6)  # max 4, not the mean 1.75
+
+
 @pytest.mark.parametrize("gate", range(5))
 def test_every_gate_multiplies_its_stage_output(gate):
     torch.manual_seed(0)
@@ -202,3 +218,22 @@ def test_transform_is_random_only_in_training():
     generator = torch.Generator().manual_seed(0)
     outs = [ESResNetTransform(1000, train=True, generator=generator)(x) for _ in range(3)]
     assert not torch.equal(outs[0], outs[1]) and not F.pairwise_distance(outs[1][None], outs[2][None]).item() == 0
+
+
+def test_band_gain_adds_one_gain_per_example_and_band_only_in_training():
+    from esclib.augment.esresnet import RandomBandGain, band_gain
+
+    spec = torch.randn(4, 2, 3, 5, 7)  # (B, channels, bands, bins, frames)
+    out = band_gain(spec, 6.0, generator=torch.Generator().manual_seed(0))
+    offset = out - spec
+    assert torch.allclose(offset, offset[:, :1, :, :1, :1].expand_as(offset), atol=1e-6)  # shared by channels, bins, frames
+    assert offset.abs().max() <= 6.0 and offset[:, 0, :, 0, 0].std() > 1.0
+    assert not torch.allclose(offset[:, 0, 0, 0, 0], offset[:, 0, 1, 0, 0])  # each band its own gain
+    module = RandomBandGain(6.0).eval()
+    assert module(spec).equal(spec)
+    torch.manual_seed(0)
+    model = ESResNet(3, arch="resnet18", spec_augment=RandomBandGain(20.0))
+    x = torch.randn(2, 3, 32, 40)
+    model.eval()
+    with torch.no_grad():
+        assert model.features(x).equal(model.features(x))  # no augmentation at evaluation

@@ -11,13 +11,17 @@ Unlike :mod:`esclib.augment.waveform` (batch-wise, fixed length), these act on o
 ``(channels, samples)`` because the speed change alters its length; :class:`ESResNetTransform` is the per-item
 ``transform`` of :class:`esclib.data.torchdata.WaveformDataset`. Random draws come from ``generator`` (torch's
 global generator when None, which the dataset seeds per item).
+
+:class:`RandomBandGain` is not ESResNet's: it is lemniscate's colour jitter (brightness, per colour channel) carried
+over to the 3-band "RGB" spectrogram -- a random gain in dB per band -- offered for NPID pre-training, whose study
+names no augmentation (PROTOCOLS.md A4).
 """
 
 from __future__ import annotations
 
 import torch
 
-from esclib.augment.base import check_probability, uniform
+from esclib.augment.base import BatchAugment, check_probability, uniform
 
 
 def _integer(low: int, high: int, generator: torch.Generator | None, like: torch.Tensor) -> int:
@@ -99,3 +103,32 @@ class ESResNetTransform:
     def __repr__(self) -> str:
         return (f"ESResNetTransform(length={self.length}, train={self.train}, flip_p={self.flip_p}, "
                 f"max_scale={self.max_scale})")
+
+
+def band_gain(spec: torch.Tensor, max_db: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A 3-band dB spectrogram batch ``(B, ..., bands, bins, frames)`` plus a gain drawn per example and band
+    uniformly in [-max_db, max_db] dB (channels of one example share the draw)."""
+    if max_db < 0:
+        raise ValueError(f"band_gain: max_db must be >= 0, got {max_db}")
+    if spec.dim() < 4:
+        raise ValueError(f"band_gain: expected (B, ..., bands, bins, frames), got shape {tuple(spec.shape)}")
+    bands = spec.shape[-3]
+    gains = uniform((spec.shape[0], bands), -max_db, max_db, generator, spec)
+    shape = (spec.shape[0],) + (1,) * (spec.dim() - 4) + (bands, 1, 1)
+    return spec + gains.to(device=spec.device, dtype=spec.dtype).reshape(shape)
+
+
+class RandomBandGain(BatchAugment):
+    """:func:`band_gain` as a module on ``(B, [C,] 3, bins, frames)`` dB spectrograms (identity in eval mode)."""
+
+    example_dims = 3
+
+    def __init__(self, max_db: float, *, p: float = 1.0, generator: torch.Generator | None = None) -> None:
+        super().__init__(p, generator=generator)
+        self.max_db = max_db
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return band_gain(x, self.max_db, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"max_db={self.max_db}, p={self.p}"

@@ -60,18 +60,19 @@ class ESResNet(nn.Module):
     :class:`esclib.features.ThreeBandSpectrogram`, as in the reference where the model computes its own input --
     waveforms ``(B, samples)`` / ``(B, C, samples)``. :meth:`features` returns the channel-summed pooled features
     (``width``: 2048 for ResNet-50), ``forward`` the head's output ``(B, num_classes)``, L2-normalised when
-    ``normalize`` (the NPID embedding). ``pretrained=True`` starts the ResNet from torchvision's ImageNet weights
+    ``normalize`` (the NPID embedding). ``spec_augment`` (e.g. :class:`esclib.augment.esresnet.RandomBandGain`)
+    acts on the spectrograms in training mode only. ``pretrained=True`` starts the ResNet from torchvision's ImageNet weights
     (from the local cache; study 004's "ImageNet" arm); the gates and the head always start at random.
     """
 
     def __init__(self, num_classes: int, *, arch: str = "resnet50", attention: bool = True, pretrained: bool = False,
-                 normalize: bool = False, frontend: nn.Module | None = None):
+                 normalize: bool = False, frontend: nn.Module | None = None, spec_augment: nn.Module | None = None):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"ESResNet: arch must be one of {ARCHS}, got {arch!r}")
         if num_classes < 1:
             raise ValueError(f"ESResNet: num_classes must be >= 1, got {num_classes}")
-        self.arch, self.normalize, self.frontend = arch, normalize, frontend
+        self.arch, self.normalize, self.frontend, self.spec_augment = arch, normalize, frontend, spec_augment
         self.resnet = torchvision.models.get_model(arch, weights=_imagenet_weights(arch) if pretrained else None)
         self.width = self.resnet.fc.in_features
         self.resnet.fc = nn.Identity()
@@ -99,6 +100,8 @@ class ESResNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Summed per-channel features ``(B, width)`` of a spectrogram (or, with a frontend, waveform) batch."""
         spec = self.frontend(x) if self.frontend is not None else x
+        if self.spec_augment is not None and self.training:
+            spec = self.spec_augment(spec)
         if spec.dim() == 4:
             spec = spec.unsqueeze(1)
         if spec.dim() != 5 or spec.shape[2] != 3:

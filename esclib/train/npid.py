@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from esclib.augment.esresnet import ESResNetTransform
+from esclib.augment.esresnet import ESResNetTransform, RandomBandGain
 from esclib.data.clips import ClipSet
 from esclib.data.torchdata import clip_loader
 from esclib.features.threeband import ThreeBandSpectrogram
@@ -88,9 +88,10 @@ QUICK_INPUT = ThreeBandInput(sample_rate=22050, n_fft=256, hop_length=551, win_l
 @dataclass(frozen=True)
 class NetworkRecipe:
     """What every ESResNet training of the chapter shares: backbone, attention gates, input, schedule, batch,
-    whether ESResNet's training augmentation (flip, speed scale, random pad / crop) is on, and the length of the
+    whether ESResNet's training augmentation (flip, speed scale, random pad / crop) is on, the length of the
     training crops (``crop_seconds``; None: the input's clip length, as ESResNet; evaluation always sees whole
-    clips)."""
+    clips), and a random gain per band of up to ``band_gain_db`` dB in training (lemniscate's colour jitter on the
+    3-band spectrogram, :class:`~esclib.augment.esresnet.RandomBandGain`; 0: none, as ESResNet)."""
 
     arch: str = "resnet50"
     attention: bool = True
@@ -99,6 +100,7 @@ class NetworkRecipe:
     batch_size: int = 64
     augment: bool = True
     crop_seconds: float | None = None
+    band_gain_db: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -110,8 +112,9 @@ class NetworkRecipe:
 
     def network(self, num_outputs: int, *, normalize: bool = False, pretrained: bool = False) -> ESResNet:
         """A fresh ESResNet of this recipe with its input frontend (waveforms in, ``num_outputs`` out)."""
+        spec_augment = RandomBandGain(self.band_gain_db) if self.band_gain_db > 0 and self.augment else None
         return ESResNet(num_outputs, arch=self.arch, attention=self.attention, pretrained=pretrained,
-                        normalize=normalize, frontend=self.input.frontend())
+                        normalize=normalize, frontend=self.input.frontend(), spec_augment=spec_augment)
 
     def loader(self, clips: ClipSet, *, train: bool, seed: int = 0, progress: bool = True,
                batch_size: int | None = None) -> DataLoader:
