@@ -226,7 +226,8 @@ def test_band_gain_adds_one_gain_per_example_and_band_only_in_training():
     spec = torch.randn(4, 2, 3, 5, 7)  # (B, channels, bands, bins, frames)
     out = band_gain(spec, 6.0, generator=torch.Generator().manual_seed(0))
     offset = out - spec
-    assert torch.allclose(offset, offset[:, :1, :, :1, :1].expand_as(offset), atol=1e-6)  # shared by channels, bins, frames
+    shared = offset[:, :1, :, :1, :1].expand_as(offset)  # one gain for all channels, bins and frames of a band
+    assert torch.allclose(offset, shared, atol=1e-6)
     assert offset.abs().max() <= 6.0 and offset[:, 0, :, 0, 0].std() > 1.0
     assert not torch.allclose(offset[:, 0, 0, 0, 0], offset[:, 0, 1, 0, 0])  # each band its own gain
     module = RandomBandGain(6.0).eval()

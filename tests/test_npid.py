@@ -14,8 +14,9 @@ from esclib.losses.npid import NPIDMemory
 from esclib.metrics import knn_accuracy, knn_predict
 from esclib.models.esresnet import ESResNet
 from esclib.train import fit
-from esclib.train.npid import (FineTuneRecipe, KNNMonitor, NPIDModel, NPIDRecipe, ThreeBandInput, finetune_network,
-                               load_npid_weights, npid_model, npid_step, warmup_exponential_lr)
+from esclib.train.npid import (FineTuneRecipe, KNNMonitor, NPIDModel, NPIDRecipe, ThreeBandInput, finetune,
+                               finetune_network, load_npid_weights, npid_model, npid_step, pretrain_npid,
+                               warmup_exponential_lr)
 
 TINY_INPUT = ThreeBandInput(sample_rate=8000, n_fft=64, hop_length=128, win_length=64, clip_seconds=0.5)
 
@@ -240,3 +241,50 @@ def test_esresnet_warm_up_exponential_schedule():
         scheduler.step()
     expected = [0.1] * 5 + [0.1 + 0.09 * (e + 1) for e in range(10)] + [1.0, 0.985, 0.985 ** 2]
     np.testing.assert_allclose(lrs, expected)
+
+
+@pytest.fixture
+def tone_clips(tmp_path, monkeypatch):
+    """Two classes of 0.5-s tones (300 / 1,500 Hz, slightly detuned per clip) at 8 kHz on 4 folds of 4 clips."""
+    import pandas as pd
+    import soundfile as sf
+
+    from esclib.data.clips import ClipSet
+
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    t = np.arange(4000) / 8000
+    rows = []
+    for i in range(16):
+        path = tmp_path / f"{i}.wav"
+        freq = (300 if i % 2 else 1500) * (1 + 0.02 * i)
+        sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"), 8000)
+        rows.append(dict(clip_id=path.name, path=str(path), fold=i // 4 + 1, target=i % 2, category="ab"[i % 2],
+                         source=path.stem))
+    return ClipSet("tones", tmp_path, ("a", "b"), 4, 0.5, pd.DataFrame(rows))
+
+
+def test_recipe_loaders_crop_for_training_and_keep_whole_clips_for_evaluation(tone_clips):
+    recipe = NPIDRecipe(input=TINY_INPUT, crop_seconds=0.25, batch_size=4)
+    wave, _, index = next(iter(recipe.loader(tone_clips, train=True, progress=False)))
+    assert wave.shape == (4, 2000) and index.dtype == torch.int64
+    wave, target, index = next(iter(recipe.loader(tone_clips, train=False, progress=False)))
+    assert wave.shape == (4, 4000) and index.tolist() == [0, 1, 2, 3] and target.tolist() == [0, 1, 0, 1]
+    assert NPIDRecipe(band_gain_db=6.0, arch="resnet18").network(8).spec_augment is not None
+    assert FineTuneRecipe(arch="resnet18").network(8).spec_augment is None  # ESResNet's own recipe has none
+
+
+def test_pretraining_then_fine_tuning_run_end_to_end(tone_clips):
+    train, test = tone_clips.subset(tone_clips.folds != 1), tone_clips.subset(tone_clips.folds == 1)
+    recipe = NPIDRecipe(arch="resnet18", input=TINY_INPUT, nce_k=4, epochs=2, batch_size=4, knn_ks=(1, 3))
+    result = pretrain_npid(train, recipe, test=test, progress=False)
+    history = result.history
+    assert history["epoch"].tolist() == [0, 1, 2] and np.isnan(history["loss"].iloc[0])  # epoch 0: random weights
+    assert history[["knn_k1", "knn_k3"]].notna().all().all()
+    assert result.model.memory.memory.shape == (12, 128)
+    ft_recipe = FineTuneRecipe(arch="resnet18", input=TINY_INPUT, epochs=2, batch_size=4, cold_epochs=0,
+                               warm_epochs=1)
+    model = finetune_network(2, ft_recipe, "npid", npid=result.model)
+    curve = finetune(model, train, test, ft_recipe, progress=False)
+    assert curve["epoch"].tolist() == [1, 2] and curve["test_acc"].between(0, 1).all()
+    with pytest.raises(ValueError, match="nce_k=64"):
+        pretrain_npid(train, NPIDRecipe(input=TINY_INPUT), progress=False)

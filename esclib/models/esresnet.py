@@ -61,8 +61,9 @@ class ESResNet(nn.Module):
     waveforms ``(B, samples)`` / ``(B, C, samples)``. :meth:`features` returns the channel-summed pooled features
     (``width``: 2048 for ResNet-50), ``forward`` the head's output ``(B, num_classes)``, L2-normalised when
     ``normalize`` (the NPID embedding). ``spec_augment`` (e.g. :class:`esclib.augment.esresnet.RandomBandGain`)
-    acts on the spectrograms in training mode only. ``pretrained=True`` starts the ResNet from torchvision's ImageNet weights
-    (from the local cache; study 004's "ImageNet" arm); the gates and the head always start at random.
+    acts on the spectrograms in training mode only. ``pretrained=True`` starts the ResNet from torchvision's
+    ImageNet weights (from the local cache; study 004's "ImageNet" arm); the gates and the head always start at
+    random.
     """
 
     def __init__(self, num_classes: int, *, arch: str = "resnet50", attention: bool = True, pretrained: bool = False,
