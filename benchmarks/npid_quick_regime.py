@@ -9,6 +9,7 @@ time (one torch thread). Usage::
     OMP_NUM_THREADS=1 python benchmarks/npid_quick_regime.py [--dataset esc50] [--folds 1 2 3]
         [--npid-epochs 30] [--finetune-epochs 10] [--arch resnet18] [--out results.csv]
         [--set npid.lr=0.03 finetune.lr=2.5e-4 input.hop_length=1102 ...]
+    python benchmarks/npid_quick_regime.py --summarise fold1.csv fold2.csv fold3.csv
 
 ``--set`` overrides fields of the NPID recipe (``npid.``), the fine-tuning recipe (``finetune.``) or the input of
 both (``input.``); the fine-tuning arms always share one recipe.
@@ -63,7 +64,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the per-epoch table here (CSV)")
     parser.add_argument("--progress", action="store_true", help="print every epoch (progress bars on stderr)")
     parser.add_argument("--set", nargs="*", default=[], help="overrides: npid.FIELD=V, finetune.FIELD=V, input.FIELD=V")
+    parser.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
+                        help="only print the summary of tables written by --out (e.g. one run per fold)")
     args = parser.parse_args()
+    if args.summarise:
+        tables = [pd.read_csv(path) for path in args.summarise]
+        summarise(pd.concat(tables, ignore_index=True))
+        print(f"\nCPU time of the runs: {sum(t.cpu_s.iloc[0] for t in tables):.0f} s")
+        return
     torch.set_num_threads(1)
     groups: dict[str, dict[str, str]] = {"npid": {}, "finetune": {}, "input": {}}
     for item in args.set:
@@ -102,22 +110,27 @@ def main() -> None:
                   + " ".join(f"{a:.3f}" for a in curve["test_acc"]))
             rows += [{"fold": fold, "phase": f"finetune-{arm}", **r} for r in curve.to_dict("records")]
     wall1, cpu1 = _clock()
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).assign(cpu_s=cpu1 - cpu0)
     if args.out:
         table.to_csv(args.out, index=False)
-    knn = table[table.phase == "npid"]
-    knn_cols = [c for c in knn.columns if c.startswith("knn_k")]
-    last = knn.epoch.max()
-    summary = knn[knn.epoch.isin([0, last])].groupby("epoch")[knn_cols].agg(["mean", "std"])
-    print(f"\nkNN accuracy on the test folds {args.folds} (epoch 0 = random weights, epoch {last} = NPID):")
-    print(summary.to_string(float_format="%.3f"))
-    ft = table[table.phase.str.startswith("finetune")]
-    curves = ft.pivot_table(index="epoch", columns="phase", values="test_acc", aggfunc=["mean", "std"])
-    print("\nfine-tuning test accuracy per epoch (mean, std over folds):")
-    print(curves.to_string(float_format="%.3f"))
+    summarise(table)
     print(f"\ntotal {wall1 - wall0:.0f} s wall, {cpu1 - cpu0:.0f} s CPU ({torch.get_num_threads()} torch thread; "
           "shared, loaded machine)")
 
+
+def summarise(table: pd.DataFrame) -> None:
+    """Print the kNN accuracy of the random and of the NPID network, and the fine-tuning curves, over the folds."""
+    knn = table[table.phase == "npid"]
+    knn_cols = [c for c in knn.columns if c.startswith("knn_k")]
+    last = knn.epoch.max()
+    per_fold = knn[knn.epoch.isin([0, last])].pivot_table(index="fold", columns="epoch", values=knn_cols)
+    print(f"\nkNN accuracy per test fold (epoch 0 = random weights, epoch {last} = NPID):")
+    print(per_fold.to_string(float_format="%.3f"))
+    print(per_fold.agg(["mean", "std"]).to_string(float_format="%.3f"))
+    ft = table[table.phase.str.startswith("finetune")]
+    curves = ft.pivot_table(index="epoch", columns="phase", values="test_acc", aggfunc=["mean", "std"])
+    print(f"\nfine-tuning test accuracy per epoch (mean, std over folds {sorted(ft.fold.unique())}):")
+    print(curves.to_string(float_format="%.3f"))
 
 if __name__ == "__main__":
     main()

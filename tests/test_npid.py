@@ -97,6 +97,11 @@ def test_the_study_settings_are_the_defaults():
     recipe = NPIDRecipe()
     assert (recipe.low_dim, recipe.nce_k, recipe.temperature, recipe.memory_momentum) == (128, 64, 0.4, 0.5)
     assert (recipe.batch_size, recipe.epochs, recipe.knn_ks, recipe.knn_t) == (64, 200, (5, 200), 0.4)
+    assert (recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay) == ("sgd", 0.03, 0.9, 1e-4)
+    assert (recipe.flip_p, recipe.max_scale, recipe.crop_seconds, recipe.band_gain_db) == (0.5, 1.25, None, 0.0)
+    finetune_recipe = FineTuneRecipe()
+    assert (finetune_recipe.lr, finetune_recipe.weight_decay, finetune_recipe.batch_size, finetune_recipe.gamma,
+            finetune_recipe.cold_epochs, finetune_recipe.warm_epochs) == (2.5e-4, 5e-4, 16, 0.985, 5, 10)
 
 
 class _Unit(nn.Module):

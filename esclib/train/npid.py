@@ -43,6 +43,7 @@ from esclib.losses.npid import NPIDMemory
 from esclib.metrics import knn_accuracy
 from esclib.models.esresnet import ESResNet
 from esclib.train.loop import autocast, evaluate, fit
+from esclib.train.optim import make_optimizer
 
 #: the initialisations of the fine-tuning arms (study 004, Fig. 4)
 INITS: tuple[str, ...] = ("npid", "imagenet", "scratch")
@@ -135,13 +136,15 @@ class NetworkRecipe:
 @dataclass(frozen=True)
 class NPIDRecipe(NetworkRecipe):
     """NPID pre-training (study 004, phase 1 per dataset and phase 2 pooled); defaults as the study, and
-    lemniscate's optimiser and schedule where the study is silent. ``knn_ks`` and ``knn_temperature`` (None: the NCE
-    temperature, as lemniscate) set the per-epoch kNN evaluation."""
+    lemniscate's optimiser and schedule where the study is silent (``optimizer`` any name of
+    :func:`esclib.train.optim.make_optimizer`; ``momentum`` is SGD's). ``knn_ks`` and ``knn_temperature`` (None: the
+    NCE temperature, as lemniscate) set the per-epoch kNN evaluation."""
 
     low_dim: int = 128
     nce_k: int = 64
     temperature: float = 0.4
     memory_momentum: float = 0.5
+    optimizer: str = "sgd"
     lr: float = 0.03
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -273,8 +276,8 @@ def pretrain_npid(train: ClipSet, recipe: NPIDRecipe, *, test: ClipSet | None = 
     torch.manual_seed(seed)
     model = npid_model(recipe, len(train))
     loader = recipe.loader(train, train=True, seed=seed, progress=progress)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)
+    optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay)
     milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.lr_milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.lr_gamma)
     rows: list[dict[str, float]] = []
