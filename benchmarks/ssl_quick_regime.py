@@ -35,9 +35,8 @@ from esclib.data.splits import fold_split
 from esclib.data.torchdata import pool_rows, array_loader, spectrogram_bank
 from esclib.models.backbones import backbone
 from esclib.models.ssl import METHODS, ssl_method
-from esclib.train.probe import knn_evaluation, linear_probe
 from esclib.train.ssl import (STUDY_FRONTEND, SpectrogramClassifier, SpectrogramInput, SSLRecipe, TwoViewInput,
-                              embeddings, input_statistics, pretrain, study_frontend, train_classifier)
+                              evaluate_encoder, input_statistics, pretrain, study_frontend, train_classifier)
 
 
 def parse() -> argparse.Namespace:
@@ -58,18 +57,20 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--no-supervised", action="store_true")
     parser.add_argument("--knn-k", type=int, default=20)
     parser.add_argument("--knn-temperature", type=float, default=0.07)
+    parser.add_argument("--monitor-every", type=int, default=0,
+                        help="also evaluate every N epochs during pre-training (0: only at the end)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
 
-def evaluate(encode, spectrogram, loaders, split, n_classes, args) -> dict[str, float]:
-    """Probe and kNN test metrics of one encoder on one split."""
-    (tx, ty), (vx, vy), (sx, sy) = (embeddings(encode, spectrogram, loader, progress=False) for loader in loaders)
-    probe = linear_probe(tx, ty, sx, sy, val=(vx, vy), n_classes=n_classes, seed=args.seed)
-    knn = knn_evaluation(tx, ty, sx, sy, k=args.knn_k, temperature=args.knn_temperature, n_classes=n_classes)
-    return {"probe_acc": probe.metrics["accuracy"], "probe_f1": probe.metrics["macro_f1"],
-            "knn_acc": knn["accuracy"], "knn_f1": knn["macro_f1"]}
+def evaluate(encode, spectrogram, loaders, n_classes, args) -> dict[str, float]:
+    """Probe and kNN test accuracy and macro-F1 of one encoder on one split, and the effective rank (RankMe) of
+    its training embeddings."""
+    result = evaluate_encoder(encode, spectrogram, *loaders, n_classes=n_classes, k=args.knn_k,
+                              temperature=args.knn_temperature, seed=args.seed, progress=False)
+    return {"probe_acc": result.probe.metrics["accuracy"], "probe_f1": result.probe.metrics["macro_f1"],
+            "knn_acc": result.knn["accuracy"], "knn_f1": result.knn["macro_f1"], "rankme": result.rankme}
 
 
 def main() -> None:
@@ -95,35 +96,49 @@ def main() -> None:
         torch.manual_seed(args.seed)
         return backbone(args.backbone)
 
-    def pretrained(name: str, train) -> tuple:
+    def eval_loaders(split) -> list:
+        return [array_loader(part, clips, bank, train=False, batch_size=256) for part in
+                (split.train, split.val, split.test)]
+
+    def pretrained(name: str, train, evaluated: list) -> tuple:
         net, dim = new_backbone()
         method = ssl_method(name, net, dim, head_scale=args.head_scale,
                             **({"queue_size": args.queue} if name in ("moco", "swav") else {}))
         spectrogram = spectrogram_input(train)
         views = TwoViewInput(spectrogram, get_view_policy(args.policy), seed=args.seed)
         loader = array_loader(train, clips, bank, train=True, batch_size=args.batch, views=2, seed=args.seed)
+
+        def monitor(m) -> dict[str, float]:
+            scores = [evaluate(m.embed, spectrogram, eval_loaders(split), clips.num_classes, args)
+                      for split in evaluated]
+            return {key: float(np.mean([s[key] for s in scores])) for key in ("probe_acc", "knn_acc", "rankme")}
+
         t0 = time.process_time()
-        history = pretrain(method, loader, views, recipe, progress=False)
+        history = pretrain(method, loader, views, recipe, progress=False,
+                           monitor=monitor if args.monitor_every else None, monitor_every=args.monitor_every or 1)
+        curve = history.frame()
+        if args.monitor_every:
+            print(f"  {name} during pre-training (mean over folds {[s.test_fold for s in evaluated]}):\n"
+                  + curve.dropna().round(3).to_string(index=False), flush=True)
         return method, spectrogram, time.process_time() - t0, history.epochs[-1]["loss"]
 
     shared = {}
     if args.pretrain == "shared":
         for name in args.methods:
-            shared[name] = pretrained(name, shared_train)
+            shared[name] = pretrained(name, shared_train, list(splits.values()))
             print(f"  pre-trained {name}: {shared[name][2]:.0f} s CPU, final loss {shared[name][3]:.3f}", flush=True)
 
     rows = []
     for k, split in splits.items():
-        loaders = [array_loader(part, clips, bank, train=False, batch_size=256) for part in
-                   (split.train, split.val, split.test)]
+        loaders = eval_loaders(split)
         spectrogram = spectrogram_input(split.train)
         net, _ = new_backbone()
-        rows.append({"arm": "random", "fold": k, **evaluate(net, spectrogram, loaders, split, clips.num_classes,
-                                                            args)})
+        rows.append({"arm": "random", "fold": k, **evaluate(net, spectrogram, loaders, clips.num_classes, args)})
         for name in args.methods:
-            method, spec_in, seconds, loss = shared[name] if name in shared else pretrained(name, split.train)
+            method, spec_in, seconds, loss = shared[name] if name in shared else pretrained(name, split.train,
+                                                                                                [split])
             rows.append({"arm": name, "fold": k, "pretrain_cpu_s": seconds, "final_loss": loss,
-                         **evaluate(method.embed, spec_in, loaders, split, clips.num_classes, args)})
+                         **evaluate(method.embed, spec_in, loaders, clips.num_classes, args)})
         if not args.no_supervised:
             net, dim = new_backbone()
             model = SpectrogramClassifier(spectrogram, net, dim, clips.num_classes,
@@ -132,7 +147,7 @@ def main() -> None:
             t0 = time.process_time()
             train_classifier(model, train_loader, loaders[1], recipe, progress=False)
             seconds = time.process_time() - t0
-            scratch = evaluate(net, spectrogram, loaders, split, clips.num_classes, args)
+            scratch = evaluate(net, spectrogram, loaders, clips.num_classes, args)
             model.eval()
             with torch.no_grad():
                 logits = torch.cat([model(b[0]) for b in loaders[2]])

@@ -8,7 +8,7 @@ import pytest
 
 from esclib.data.clips import ClipSet
 from esclib.data.metadata import clip_table
-from esclib.train.probe import budget_rows, knn_evaluation, label_budget_curve, linear_probe
+from esclib.train.probe import budget_rows, effective_rank, knn_evaluation, label_budget_curve, linear_probe
 
 
 def _clusters(n_per_class=30, classes=4, dim=64, seed=0, spread=0.3, offset=0.0, scale=1.0):
@@ -37,6 +37,9 @@ def test_probe_standardises_with_the_training_statistics():
     sx, sy = _clusters(n_per_class=10, seed=1, offset=1e4, scale=1e-3)
     result = linear_probe(tx, ty, sx, sy, max_epochs=30)
     assert result.metrics["accuracy"] == 1.0 and result.best_epoch == 30
+    one_class = sy == 2
+    alone = linear_probe(tx, ty, sx[one_class], sy[one_class], n_classes=4, max_epochs=30)
+    assert alone.metrics["accuracy"] == 1.0
 
 
 def test_probe_keeps_the_last_epoch_of_best_validation_accuracy_and_stops_early():
@@ -48,6 +51,9 @@ def test_probe_keeps_the_last_epoch_of_best_validation_accuracy_and_stops_early(
     assert result.best_epoch == int(history[history.val_acc == best].epoch.max())
     assert len(history) == result.best_epoch + 5 < 200
     assert result.history[result.best_epoch - 1]["val_acc"] < 1.0
+    on_val = linear_probe(tx, ty, vx, vy, val=(vx, vy), patience=5, lr=3e-2, max_epochs=200)
+    assert on_val.metrics["accuracy"] == pytest.approx(on_val.history[on_val.best_epoch - 1]["val_acc"])
+    assert on_val.metrics["accuracy"] > on_val.history[-1]["val_acc"]
     assert result.scores.shape == (len(ty), 4)
 
 
@@ -102,3 +108,12 @@ def test_label_budget_curve_with_each_selection():
     assert last.best_epoch.tolist() == [60]
     with pytest.raises(ValueError, match="selection"):
         label_budget_curve(tx, train, vx, vy, vx, vy, selection="test-fold")
+
+
+def test_effective_rank_counts_the_dimensions_in_use():
+    rng = np.random.default_rng(0)
+    line = np.outer(rng.normal(size=200), rng.normal(size=16))
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-3)
+    assert effective_rank(np.eye(8)) == pytest.approx(8.0)
+    full = effective_rank(rng.normal(size=(500, 16)))
+    assert 14 < full <= 16

@@ -21,8 +21,15 @@ def _backbone():
 
 
 def _method(name, **extra):
+    """A small method; a momentum teacher is moved away from its student (as after training), so that a loss that
+    took the student for the teacher would show."""
     torch.manual_seed(0)
-    return ssl_method(name, _backbone(), 8, **{**SMALL[name], **extra})
+    method = ssl_method(name, _backbone(), 8, **{**SMALL[name], **extra})
+    if hasattr(method, "teacher_backbone"):
+        with torch.no_grad():
+            for p in list(method.teacher_backbone.parameters()) + list(method.teacher_head.parameters()):
+                p.add_(0.3 * torch.randn_like(p))
+    return method
 
 
 def _views(n=12, seed=1):
@@ -340,6 +347,16 @@ def test_swav_prototypes_are_frozen_for_the_first_iterations_then_learn():
     assert method.prototypes.weight.grad is not None and method.prototypes.weight.grad.abs().sum() > 0
 
 
+def _swav_by_hand(method, v0, v1, queued=None):
+    w = _np(method.prototypes.weight)
+    z = [_unit(_np(method.head(method.backbone(v)))) for v in (v0, v1)]
+    s = [a @ w.T for a in z]
+    extra = [np.zeros((0, w.shape[0]))] * 2 if queued is None else [q @ w.T for q in queued]
+    q = [sinkhorn_reference(np.concatenate([s[i], extra[i]]))[:len(z[i])] for i in range(2)]
+    loss = 0.5 * (-(q[0] * _log_softmax(s[1] / 0.1)).sum(1).mean() - (q[1] * _log_softmax(s[0] / 0.1)).sum(1).mean())
+    return float(loss), z
+
+
 def test_swav_queue_starts_late_fills_then_joins_the_sinkhorn_step():
     method = _method("swav", queue_size=24, queue_start=0.2)
     v0, v1 = _views()
@@ -347,16 +364,15 @@ def test_swav_queue_starts_late_fills_then_joins_the_sinkhorn_step():
     assert all(int(q.count) == 0 for q in method.queues)
     method.loss(v0, v1, progress=0.3)
     assert all(int(q.count) == 12 and not q.full for q in method.queues)
-    method.loss(*_views(seed=2), progress=0.4)
+    u0, u1 = _views(seed=2)
+    half_full = method.loss(u0, u1, progress=0.4)
+    assert float(half_full) == pytest.approx(_swav_by_hand(method, u0, u1)[0], rel=1e-4)
     assert all(q.full for q in method.queues)
     queued = [_np(q.items.clone()) for q in method.queues]
     loss = method.loss(v0, v1, progress=0.5)
-    w = _np(method.prototypes.weight)
-    z = [_unit(_np(method.head(method.backbone(v)))) for v in (v0, v1)]
-    s = [a @ w.T for a in z]
-    q = [sinkhorn_reference(np.concatenate([s[i], queued[i] @ w.T]))[:12] for i in range(2)]
-    expected = 0.5 * (-(q[0] * _log_softmax(s[1] / 0.1)).sum(1).mean() - (q[1] * _log_softmax(s[0] / 0.1)).sum(1).mean())
+    expected, z = _swav_by_hand(method, v0, v1, queued)
     assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert expected != pytest.approx(_swav_by_hand(method, v0, v1)[0], rel=1e-3)
     np.testing.assert_allclose(_np(method.queues[0].items)[:12], z[0], atol=1e-5)
 
 

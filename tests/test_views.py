@@ -121,6 +121,20 @@ def test_original_policy_gives_equal_views_and_byola_views_differ_and_repeat_by_
     assert torch.equal(again[0], b0) and not torch.equal(_two_views("byola", x, step=8)[0], b0)
 
 
+def test_each_view_is_made_from_its_own_input_with_its_own_operations():
+    policy = ViewPolicy("asymmetric", (None, None), (torch.nn.Identity(), _Negate()))
+    views = TwoViewInput(SpectrogramInput((6, 4), 1.0, 2.0), policy)
+    x0, x1 = torch.full((2, 6, 4), 3.0), torch.full((2, 6, 4), 5.0)
+    v0, v1 = views(x0, x1)
+    torch.testing.assert_close(v0, torch.full((2, 1, 6, 4), 1.0))
+    torch.testing.assert_close(v1, torch.full((2, 1, 6, 4), -2.0))
+
+
+class _Negate(torch.nn.Module):
+    def forward(self, x):
+        return -x
+
+
 def test_waveform_views_are_made_per_clip_with_the_policys_noise():
     policy = get_view_policy("quaclrs_noise")
     waves = np.sin(np.arange(4 * 800, dtype=np.float32) / 7).reshape(4, 800)
@@ -132,6 +146,16 @@ def test_waveform_views_are_made_per_clip_with_the_policys_noise():
         noise = view.numpy() - waves[2]
         snr = 10 * np.log10((waves[2] ** 2).sum() / (noise ** 2).sum())
         assert min(abs(snr - 5), abs(snr - 15)) < 1e-3
+
+
+def test_each_view_goes_through_its_own_transform():
+    waves = np.arange(3 * 50, dtype=np.float32).reshape(3, 50)
+    dataset = TwoViewDataset(waves, np.zeros(3, dtype=np.int64), transform=lambda w: -w, transform1=lambda w: 2 * w)
+    v0, v1, _, _ = dataset[(1, 0)]
+    np.testing.assert_array_equal(v0.numpy(), -waves[1])
+    np.testing.assert_array_equal(v1.numpy(), 2 * waves[1])
+    same = TwoViewDataset(waves, np.zeros(3, dtype=np.int64), transform=lambda w: -w)
+    np.testing.assert_array_equal(same[(1, 0)][1].numpy(), -waves[1])
 
 
 def _clips(tmp_path, n=30) -> ClipSet:

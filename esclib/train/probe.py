@@ -115,6 +115,15 @@ def knn_evaluation(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return classification_metrics(test_y, predictions, n_classes)
 
 
+def effective_rank(embeddings: np.ndarray) -> float:
+    """RankMe (Garrido et al. 2023): ``exp`` of the entropy of the normalised singular values of the embedding
+    matrix -- how many dimensions the embeddings really use (1 when they have collapsed to a line; at most the
+    width). A self-supervised encoder that scores below its random initialisation has lost dimensions."""
+    singular = np.linalg.svd(np.asarray(embeddings, dtype=np.float64), compute_uv=False)
+    p = singular / max(singular.sum(), 1e-12) + 1e-12
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
 def budget_rows(train: ClipSet, per_class: int, seed: int = 0) -> np.ndarray:
     """Row indices in ``train`` of ``per_class`` labelled clips of every class (:func:`esclib.data.splits.
     labelled_subset`: class-balanced, nested across budgets for one seed)."""

@@ -35,6 +35,7 @@ from esclib.features.logmel import LogMel
 from esclib.models.ssl import FeatureQueue, SSLMethod
 from esclib.train.early_stopping import EarlyStopping
 from esclib.train.loop import History, autocast, fit, to_device
+from esclib.train.probe import ProbeResult, effective_rank, knn_evaluation, linear_probe
 
 Tensor = torch.Tensor
 
@@ -225,22 +226,38 @@ def _warn_large_queues(method: SSLMethod, clips: int) -> None:
 
 def pretrain(method: SSLMethod, loader: Iterable, views: TwoViewInput, recipe: SSLRecipe, *,
              device: str | torch.device = "cpu", checkpoint: str | Path | None = None, amp: bool | None = None,
-             progress: bool = True, desc: str | None = None) -> History:
+             progress: bool = True, desc: str | None = None,
+             monitor: Callable[[SSLMethod], dict[str, float]] | None = None, monitor_every: int = 10) -> History:
     """Pre-train ``method`` without labels on ``loader``'s two-view batches (e.g. :func:`esclib.data.torchdata.
     array_loader` with ``views=2, train=True``) for ``recipe.epochs`` epochs. Returns the per-epoch history (the
-    mean loss, the learning rate). ``checkpoint``: resume from / save to this file after every epoch. Notebook:
-    05_ssl."""
+    mean loss, the learning rate, and what ``monitor(method)`` returns every ``monitor_every`` epochs and after the
+    last: an online kNN or probe accuracy, solo-learn style). ``checkpoint``: resume from / save to this file after
+    every epoch. Notebook: 05_ssl."""
     batches = len(loader)  # type: ignore[arg-type]
     if batches == 0:
         raise ValueError("pretrain: the loader yields no batch (fewer clips than the batch size?)")
+    if monitor_every < 1:
+        raise ValueError(f"pretrain: monitor_every must be >= 1, got {monitor_every}")
     dataset = getattr(loader, "dataset", None)
     if dataset is not None:
         _warn_large_queues(method, len(dataset))
     counter = StepCounter(recipe.epochs * batches)
     optimizer = AfterStep(recipe.optimizer(method.trainable_parameters()), counter, method.after_step)
+
+    def monitored(model: SSLTraining, _loader: object, _device: torch.device) -> dict[str, float]:
+        epoch = counter.done // batches
+        if monitor is None or (epoch % monitor_every and epoch != recipe.epochs):
+            return {}
+        was_training = model.training
+        try:
+            return monitor(model.method)
+        finally:
+            model.train(was_training)
+
     return fit(SSLTraining(method, views), loader, epochs=recipe.epochs, optimizer=optimizer,
-               step_fn=ssl_step(counter), scheduler=recipe.scheduler(optimizer), device=device,
-               checkpoint=checkpoint, amp=amp, progress=progress, desc=desc or f"pretrain {type(method).__name__}")
+               step_fn=ssl_step(counter), val_loader=() if monitor is not None else None, val_fn=monitored,
+               scheduler=recipe.scheduler(optimizer), device=device, checkpoint=checkpoint, amp=amp,
+               progress=progress, desc=desc or f"pretrain {type(method).__name__}")
 
 
 class SpectrogramClassifier(nn.Module):
@@ -306,3 +323,27 @@ def embeddings(encode: Callable[[Tensor], Tensor], spectrogram: SpectrogramInput
         for m, mode in zip(modules, modes):
             m.train(mode)
     return np.concatenate(features), np.concatenate(targets)
+
+
+@dataclass
+class FrozenEvaluation:
+    """One encoder on one split: the linear probe, the kNN's test metrics and the effective rank (RankMe) of the
+    training embeddings."""
+
+    probe: ProbeResult
+    knn: dict
+    rankme: float
+
+
+def evaluate_encoder(encode: Callable[[Tensor], Tensor], spectrogram: SpectrogramInput, train_loader: Iterable,
+                     val_loader: Iterable, test_loader: Iterable, *, n_classes: int, k: int,
+                     temperature: float | None, device: str | torch.device = "cpu", seed: int = 0,
+                     progress: bool = True) -> FrozenEvaluation:
+    """The frozen-embedding evaluation of one encoder on one split: the linear probe (trained on the training
+    embeddings, selected on the validation fold) and the weighted kNN (``k`` neighbours, ``temperature``), both on
+    the test fold, and the training embeddings' effective rank. Notebook: 05_ssl."""
+    (tx, ty), (vx, vy), (sx, sy) = (embeddings(encode, spectrogram, loader, device=device, progress=progress)
+                                    for loader in (train_loader, val_loader, test_loader))
+    probe = linear_probe(tx, ty, sx, sy, val=(vx, vy), n_classes=n_classes, seed=seed, device=device)
+    knn = knn_evaluation(tx, ty, sx, sy, k=k, temperature=temperature, n_classes=n_classes)
+    return FrozenEvaluation(probe, knn, effective_rank(tx))
