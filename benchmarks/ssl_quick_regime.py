@@ -54,6 +54,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--folds", type=int, nargs="+", default=(1, 2, 3))
     parser.add_argument("--pretrain", choices=("shared", "per-fold"), default="shared")
     parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
+    parser.add_argument("--set", nargs="+", default=(), metavar="METHOD.PARAM=VALUE",
+                        help="a method's hyper-parameter for a diagnosis or an ablation, e.g. byol.momentum=0.9")
     parser.add_argument("--no-supervised", action="store_true")
     parser.add_argument("--knn-k", type=int, default=20)
     parser.add_argument("--knn-temperature", type=float, default=0.07)
@@ -62,6 +64,18 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
+
+
+def overrides(settings: list[str]) -> dict[str, dict[str, float]]:
+    """``["byol.momentum=0.9", ...]`` -> ``{"byol": {"momentum": 0.9}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        method, _, param = key.partition(".")
+        if not (method in METHODS and param and value):
+            raise SystemExit(f"--set expects METHOD.PARAM=VALUE with METHOD in {sorted(METHODS)}, got {setting!r}")
+        out.setdefault(method, {})[param] = float(value) if "." in value or "e" in value else int(value)
+    return out
 
 
 def evaluate(encode, spectrogram, loaders, n_classes, args) -> dict[str, float]:
@@ -102,8 +116,9 @@ def main() -> None:
 
     def pretrained(name: str, train, evaluated: list) -> tuple:
         net, dim = new_backbone()
-        method = ssl_method(name, net, dim, head_scale=args.head_scale,
-                            **({"queue_size": args.queue} if name in ("moco", "swav") else {}))
+        hparams = {**({"queue_size": args.queue} if name in ("moco", "swav") else {}),
+                   **overrides(args.set).get(name, {})}
+        method = ssl_method(name, net, dim, head_scale=args.head_scale, **hparams)
         spectrogram = spectrogram_input(train)
         views = TwoViewInput(spectrogram, get_view_policy(args.policy), seed=args.seed)
         loader = array_loader(train, clips, bank, train=True, batch_size=args.batch, views=2, seed=args.seed)

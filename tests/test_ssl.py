@@ -269,6 +269,23 @@ def test_dino_last_layer_is_frozen_at_first_and_the_teacher_is_evaluated():
     assert not torch.allclose(method.embed(v0), method.backbone(v0))
 
 
+def test_dino_collapse_diagnostics_are_the_teacher_entropy_and_the_kl_to_the_student():
+    method = _method("dino")
+    v0, v1 = _views()
+    center = 0.05 * torch.randn(1, 1, 64)
+    method.criterion.center.copy_(center)
+    found = method.collapse_diagnostics(v0, v1, progress=0.1)
+    teacher = [_softmax((_np(method.teacher_head(method.teacher_backbone(v))) - _np(center[0])) / 0.05)
+               for v in (v0, v1)]
+    student = [_log_softmax(_np(method.head(method.backbone(v))) / 0.1) for v in (v0, v1)]
+    entropy = np.mean([-(t * np.log(t)).sum(1).mean() for t in teacher])
+    kl = np.mean([(teacher[i] * (np.log(teacher[i]) - student[1 - i])).sum(1).mean() for i in (0, 1)])
+    assert found["teacher_entropy"] == pytest.approx(entropy, rel=1e-4)
+    assert found["kl"] == pytest.approx(kl, rel=1e-4)
+    assert found["log_k"] == pytest.approx(np.log(64)) and found["teacher_entropy"] < found["log_k"]
+    torch.testing.assert_close(method.criterion.center, center)
+
+
 def test_dino_multi_crop_local_views_only_reach_the_student():
     method = _method("dino")
     v0, v1 = _views()

@@ -252,6 +252,21 @@ class DINO(MomentumTeacher):
     def embed(self, x: Tensor) -> Tensor:
         return self.teacher_backbone(x)
 
+    @torch.no_grad()
+    def collapse_diagnostics(self, view0: Tensor, view1: Tensor, progress: float) -> dict[str, float]:
+        """DINO's collapse monitors (Caron et al. 2021, Sec. 5.3): the mean entropy of the teacher's centred,
+        sharpened distribution (``log_k`` when it has collapsed to the uniform distribution, 0 when to one output)
+        and the mean KL divergence from each teacher view to the student's other view (0 in either collapse). The
+        centre is not updated."""
+        temperature, student_temp = self.teacher_temperature(progress), self.criterion.student_temp
+        teacher = [F.softmax((self.teacher(v) - self.criterion.center[0]) / temperature, dim=-1)
+                   for v in (view0, view1)]
+        student = [F.log_softmax(self.student(v) / student_temp, dim=-1) for v in (view0, view1)]
+        entropy = [-(t * t.clamp_min(1e-30).log()).sum(-1).mean() for t in teacher]
+        kl = [(teacher[i] * (teacher[i].clamp_min(1e-30).log() - student[1 - i])).sum(-1).mean() for i in (0, 1)]
+        return {"teacher_entropy": float(sum(entropy) / 2), "kl": float(sum(kl) / 2),
+                "log_k": math.log(teacher[0].shape[-1])}
+
     def loss(self, view0: Tensor, view1: Tensor, progress: float = 0.0, local_views: Sequence[Tensor] = ()) -> Tensor:
         self.head.last_layer.weight_v.requires_grad_(progress >= self.freeze_last_layer)
         student = [self.student(v) for v in (view0, view1, *local_views)]
