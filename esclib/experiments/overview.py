@@ -505,10 +505,12 @@ def published_points(datasets: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "clips_per_class", "accuracy", "who", "source", "protocol", "note"])
 
 
-def plot_overview(results: Results, published: pd.DataFrame | None = None, *, synthetic: bool = False) -> Any:
+def plot_overview(results: Results, published: pd.DataFrame | None = None, *, synthetic: bool = False,
+                  chance: Mapping[str, float] | None = None) -> Any:
     """Accuracy (mean ± std over folds) against labelled clips per class, one line per method, one panel per
-    dataset (seaborn); ``published``: the studies' points as black markers, labelled theirs (left out when
-    ``synthetic``: the run's worlds are not their datasets)."""
+    dataset (seaborn), every label at the training folds' mean clips per class; ``published``: the studies' points
+    as black markers, labelled theirs (left out when ``synthetic``: the run's worlds are not their datasets);
+    ``chance``: per dataset, the accuracy of guessing (a dotted line)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -519,19 +521,21 @@ def plot_overview(results: Results, published: pd.DataFrame | None = None, *, sy
         runs = frame[frame["dataset"] == dataset]
         if len(runs):
             sns.lineplot(data=runs, x="clips_per_class", y="accuracy", hue="method", style="method", markers=True,
-                         errorbar="sd", err_style="bars", ax=ax, hue_order=[m for m in METHODS if m in
-                                                                              set(runs["method"])])
+                         errorbar="sd", err_style="bars", ax=ax,
+                         hue_order=[m for m in METHODS if m in set(runs["method"])])
         if published is not None and not synthetic:
             points = published[published["dataset"] == dataset]
             for (who, group), marker in zip(points.groupby("who"), "osD^v<>"):
                 ax.scatter(group["clips_per_class"], group["accuracy"], color="black", marker=marker, label=who)
+        if chance and dataset in chance:
+            ax.axhline(chance[dataset], color="grey", linestyle=":", label="chance")
+        ticks = runs.groupby("budget")["clips_per_class"].mean() if len(runs) else pd.Series(dtype=float)
         ax.set_xscale("log")
-        ticks = sorted(set(runs["clips_per_class"].round(1))) if len(runs) else []
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+        ax.set_xticks(list(ticks), [f"{x:g}" if b != ALL else f"all ({x:.0f})" for b, x in ticks.items()])
         ax.minorticks_off()
         ax.set(title=f"{dataset}: test accuracy, mean ± std over folds", xlabel="labelled clips per class (log)",
                ylabel="test accuracy", ylim=(0, 1))
-        ax.legend(fontsize="small", loc="lower right")
+        ax.legend(fontsize="small", loc="upper left", ncols=2)
     fig.tight_layout()
     return fig
 
