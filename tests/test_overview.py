@@ -203,3 +203,9 @@ def test_published_points_are_theirs_with_their_protocol():
     assert sorted(usb.loc[usb["dataset"] == "us8k", "clips_per_class"].unique()) == [10, 40]
     assert points["who"].str.endswith("(theirs)").all() and points["protocol"].str.len().gt(0).all()
     assert ov.published_points(["esc50"])["dataset"].eq("esc50").all()
+
+
+def test_one_fold_is_never_evidence():
+    one_fold = Results(r for r in fake_results() if r["setting"]["fold"] == 1)
+    table = ov.ranking(one_fold)
+    assert (table["folds"] == 1).all() and table["inside the noise"].all()

@@ -411,7 +411,8 @@ def accuracy_table(results: Results, costs: pd.DataFrame) -> pd.DataFrame:
 def ranking(results: Results) -> pd.DataFrame:
     """Per dataset and budget, the best method by mean accuracy and every other method's paired difference from it
     over the folds (:meth:`~esclib.results.summary.Results.paired`): its 95 % interval and whether it is inside the
-    fold noise (the interval contains 0: the folds cannot tell the two apart)."""
+    fold noise (the interval contains 0, or a single fold, which has no spread: the folds cannot tell the two
+    apart)."""
     frame = run_frame(results)
     rows = []
     for (dataset, budget), runs in frame.groupby(["dataset", "budget"], sort=False):
@@ -423,7 +424,7 @@ def ranking(results: Results) -> pd.DataFrame:
             rows.append({"dataset": dataset, "budget": budget, "best": best, "best accuracy": round(means[best], 3),
                          "other": other, "difference": round(paired.mean, 3),
                          "95% interval": f"[{paired.low:+.3f}, {paired.high:+.3f}]", "folds": len(paired.per_fold),
-                         "inside the noise": paired.inside_noise})
+                         "inside the noise": paired.inside_noise or len(paired.per_fold) < 2})
     table = pd.DataFrame(rows, columns=["dataset", "budget", "best", "best accuracy", "other", "difference",
                                         "95% interval", "folds", "inside the noise"])
     order = {b: i for i, b in enumerate(_budget_order(table["budget"]))}
