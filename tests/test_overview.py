@@ -105,16 +105,27 @@ def test_each_familys_split_is_its_chapters_own_so_stored_runs_are_reused(clips)
         assert digest["cae"] == cae.split_of("folds", budget.fold, budget.fraction, "budgeted").record.digest
 
 
-def test_fixmatch_does_not_run_without_unlabelled_clips(clips):
-    method = ov.METHODS["pann-fixmatch"]
-    assert method.unlabelled and not method.runs_at(ov.budget_clips(clips, 1, None))
-    assert method.runs_at(ov.budget_clips(clips, 1, 2))
+def test_fixmatch_is_skipped_without_unlabelled_clips_or_a_labelled_batch(clips):
+    from esclib.experiments.fixmatch import FixMatchRecipe
+
+    assert ov.METHODS["pann-fixmatch"].unlabelled
+    skip = ov.FAMILIES["fixmatch"].skip
+    recipe = FixMatchRecipe.from_config(resolve(get_spec("02_fixmatch"), "quick"), labelled_fraction=0.1,
+                                        selection="budgeted")
+    assert "no unlabelled" in skip(recipe, ov.budget_clips(clips, 1, None))
+    assert skip(recipe.replace(batch_size=4, mixup=False), ov.budget_clips(clips, 1, 2)) is None
+    assert "fewer than one labelled batch of 8" in skip(recipe.replace(batch_size=4, mixup=True),
+                                                          ov.budget_clips(clips, 1, 2))
+    assert "unlabelled clips, fewer" in skip(recipe.replace(batch_size=4, mixup=False, mu=64),
+                                             ov.budget_clips(clips, 1, 2))
+    assert all(ov.FAMILIES[f].skip(None, ov.budget_clips(clips, 1, 1)) is None for f in ("transfer", "cae"))
 
 
 def test_the_specs_methods_are_the_overviews():
     from esclib.runner.specs.ch06_overview import METHODS, QUICK_METHODS
 
     assert METHODS == tuple(ov.METHODS) and set(QUICK_METHODS) <= set(METHODS)
+    assert set(ov.DESCRIPTIONS) == set(ov.METHODS)
 
 
 def test_bad_selection_is_refused(clips):

@@ -129,16 +129,14 @@ def cae_split(budget: Budget) -> Split:
 
 @dataclass(frozen=True)
 class Method:
-    """One method of the overview: ``name`` (its line in the figure), the ``chapter`` whose experiment runs it
-    (``family``: the key of :data:`FAMILIES`), its ``arm``, whether it needs ``unlabelled`` clips of the target's
-    distribution, and ``runs_at``: which budgets it can run (FixMatch needs unlabelled clips, so not at every
-    label)."""
+    """One method of the overview: ``name`` (its line in the figure), the family whose chapter experiment runs it
+    (the key of :data:`FAMILIES`), its ``arm`` and whether it needs ``unlabelled`` clips of the target's
+    distribution."""
 
     name: str
     family: str
     arm: str
     unlabelled: bool = False
-    runs_at: Callable[[Budget], bool] = field(default=lambda budget: True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ class Family:
     (``experiment(overview, clips)``), its recipe for a budget (``recipe(params, budget)``, ``params`` the chapter's
     resolved parameters), its split (``split(budget)``), the pre-training run its arm starts from
     (``pretraining(experiment, arm, recipe)``: a result or None) and its parameters (``parameters(experiment, arm,
-    recipe)``: total, trained)."""
+    recipe)``: total, trained); ``skip(recipe, budget)``: why the family cannot run at a budget (None: it can)."""
 
     chapter: str
     experiment: Callable[["Overview", ClipSet], Experiment]
@@ -156,6 +154,7 @@ class Family:
     pretraining: Callable[[Experiment, str, Recipe], dict | None]
     parameters: Callable[[Experiment, str, Recipe], tuple[int, int]]
     pretraining_note: Callable[[Experiment, str], str] = field(default=lambda experiment, arm: "")
+    skip: Callable[[Recipe, Budget], str | None] = field(default=lambda recipe, budget: None)
 
 
 def _count(module: Any) -> tuple[int, int]:
@@ -208,6 +207,17 @@ def _fixmatch_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
     return FixMatchRecipe.from_config(params, labelled_fraction=budget.fraction, selection=budget.selection)
 
 
+def _fixmatch_skip(recipe: Any, budget: Budget) -> str | None:
+    if not len(budget.unlabelled):
+        return "no unlabelled clips: every training clip is labelled"
+    batch = recipe.micro_batch * (2 if recipe.mixup else 1)
+    if len(budget.train) < batch:
+        return f"{len(budget.train)} labelled training clips, fewer than one labelled batch of {batch}"
+    if len(budget.unlabelled) < recipe.mu * recipe.micro_batch:
+        return f"{len(budget.unlabelled)} unlabelled clips, fewer than one batch of {recipe.mu * recipe.micro_batch}"
+    return None
+
+
 # --- chapter 03: CAE
 def _cae_experiment(overview: "Overview", clips: ClipSet) -> Experiment:
     from esclib.data.sources import load_dataset
@@ -246,14 +256,10 @@ FAMILIES: dict[str, Family] = {
                        _transfer_note),
     "fixmatch": Family("02_fixmatch", _fixmatch_experiment, _fixmatch_recipe, fixmatch_split,
                        _transfer_pretraining, lambda experiment, arm, recipe: _count(experiment.model(arm)),
-                       _transfer_note),
+                       _transfer_note, _fixmatch_skip),
     "cae": Family("03_cae", _cae_experiment, _cae_recipe, cae_split, _cae_pretraining, _cae_parameters,
                   lambda experiment, arm: "ESC-US, CAE (ours)" if arm != "supervised" else "none"),
 }
-
-
-def _has_unlabelled(budget: Budget) -> bool:
-    return len(budget.unlabelled) > 0
 
 
 #: every method of the overview, in the figure's order
@@ -264,7 +270,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("pann-freeze_l1", "transfer", "freeze_l1"),
     Method("pann-freeze_l3", "transfer", "freeze_l3"),
     Method("pann-fine-tune", "transfer", "fine-tune"),
-    Method("pann-fixmatch", "fixmatch", "fixmatch-pann", unlabelled=True, runs_at=_has_unlabelled),
+    Method("pann-fixmatch", "fixmatch", "fixmatch-pann", unlabelled=True),
 )}
 
 #: what each method is, in words (the table's first column)
@@ -292,6 +298,8 @@ class Overview:
         self.selection, self.progress = selection, progress
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._params: dict[str, dict[str, Any]] = {}
+        #: the cells the last :meth:`run` left out, with the reason (``dataset, fold, budget, method, reason``)
+        self.skipped = pd.DataFrame(columns=["dataset", "fold", "budget", "method", "reason"])
 
     def run_args(self) -> dict[str, Any]:
         """What every chapter's experiment is built with (the chapters' runs share this store)."""
@@ -332,17 +340,23 @@ class Overview:
             per_class: Sequence[int], every_label: bool = True) -> Results:
         """Every (dataset, fold, budget, method) run, through the method's chapter experiment (stored runs with the
         same identity are reused); one progress bar, one line per run. Each result gets ``label`` (the method),
-        ``budget`` (its :class:`Budget`'s name), ``clips_per_class``, ``dataset`` and ``reused``."""
+        ``budget`` (its :class:`Budget`'s name), ``clips_per_class``, ``dataset`` and ``reused``. A cell its
+        family cannot run (:attr:`Family.skip`) is left out and listed in :attr:`skipped`."""
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
         cells = [(METHODS[m], budget, clips) for name, clips in datasets.items()
                  for budget in self.budgets(clips, folds[name], per_class, every_label)
-                 for m in methods if METHODS[m].runs_at(budget)]
-        results = Results()
+                 for m in methods]
+        results, skipped = Results(), []
         bar = tqdm(cells, desc="overview runs", disable=not self.progress)
         for method, budget, clips in bar:
             experiment, recipe, split = self.cell(method, budget, clips)
+            reason = FAMILIES[method.family].skip(recipe, budget)
+            if reason is not None:
+                skipped.append({"dataset": clips.name, "fold": budget.fold, "budget": budget.name,
+                                "method": method.name, "reason": reason})
+                continue
             reused = experiment.open(method.arm, recipe, split).done
             result = dict(experiment.run(method.arm, recipe, split))
             result.update(label=method.name, budget=budget.name, clips_per_class=budget.clips_per_class,
@@ -350,6 +364,7 @@ class Overview:
             results.append(result)
             if self.progress:
                 bar.write(f"{clips.name}, {budget.name} per class: " + experiment.describe(result, reused))
+        self.skipped = pd.DataFrame(skipped, columns=self.skipped.columns)
         return results
 
     def costs(self, datasets: Mapping[str, ClipSet], methods: Sequence[str]) -> pd.DataFrame:
@@ -389,8 +404,8 @@ def _budget_order(budgets: Sequence[str]) -> list[str]:
 
 
 def accuracy_table(results: Results, costs: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, method and budget: test accuracy (mean ± std over folds), folds, mean training seconds per run;
-    then the method's cost columns (:meth:`Overview.costs`)."""
+    """Per dataset and method (described in words): test accuracy per budget (mean ± std over folds), mean training
+    seconds per run and its device, then the method's cost columns (:meth:`Overview.costs`)."""
     frame = run_frame(results)
     if frame.empty:
         return pd.DataFrame()
@@ -398,7 +413,7 @@ def accuracy_table(results: Results, costs: pd.DataFrame) -> pd.DataFrame:
     for (dataset, method), runs in frame.groupby(["dataset", "method"], sort=False):
         cost = costs[(costs["dataset"] == dataset) & (costs["method"] == method)]
         extra = cost.drop(columns=["dataset", "method"]).iloc[0].to_dict() if len(cost) else {}
-        row = {"dataset": dataset, "method": method}
+        row = {"dataset": dataset, "method": method, "what it is": DESCRIPTIONS.get(method, "")}
         for budget in _budget_order(runs["budget"]):
             acc = runs.loc[runs["budget"] == budget, "accuracy"]
             row[f"{budget} per class"] = mean_std(acc.mean(), acc.std())
@@ -468,8 +483,7 @@ def same_clips(overview: Overview, clips: ClipSet, methods: Sequence[str], folds
 
     rows = []
     for budget in overview.budgets(clips, folds, per_class, every_label):
-        ids = {m: labelled_ids(FAMILIES[METHODS[m].family].split(budget)) for m in methods
-               if METHODS[m].runs_at(budget)}
+        ids = {m: labelled_ids(FAMILIES[METHODS[m].family].split(budget)) for m in methods}
         digests = {m: digest(sorted(v), 8) for m, v in ids.items()}
         rows.append({"dataset": clips.name, "fold": budget.fold, "budget": budget.name,
                      "labelled clips": len(budget.labelled), "of which validation": len(budget.val or ()),
