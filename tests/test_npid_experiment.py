@@ -153,6 +153,20 @@ def test_the_pretraining_run_records_the_random_network_and_keeps_its_weights(wo
     assert 0 <= metrics["instance_recall"] <= 1 and 0 <= metrics["nn_same_source"] <= 1
 
 
+def test_the_leak_free_pretraining_trains_on_the_pool_and_votes_with_the_labelled_folds(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    a, b = _tones(tmp_path / "a", "a"), _tones(tmp_path / "b", "b", low=500, high=2000)
+    pretraining = npid.NPIDPretraining({"a": a, "b": b}, ResultsStore(tmp_path / "results"), progress=False)
+    recipe = npid.FinetuneRecipe(**TINY).pretraining.replace(npid_epochs=1)
+    split = pretraining.split("npid-leak-free", "a", 1)
+    result = pretraining.run("npid-leak-free", recipe, split)
+    assert result["metrics"]["n_train"] == len(a) + len(b) - 4 and 0 <= result["metrics"]["knn_k3"] <= 1
+    assert result["setting"] == {"dataset": "a", "fold": 1, "pool": "leak-free"}
+    assert set(result["identity"]["inputs"]["datasets"]) == {"a", "b"}
+    phase1 = pretraining.open("npid", recipe, pretraining.split("npid", "a", 1)).identity["inputs"]["datasets"]
+    assert set(phase1) == {"a"}
+
+
 def test_the_npid_arm_starts_from_its_pretraining_run_and_scratch_does_not(world):
     tones, pretraining, experiment = world
     recipe = npid.FinetuneRecipe(**TINY)
@@ -218,7 +232,10 @@ def test_neighbour_agreement_by_hand():
              source=["r1", "r1", "r2", "r3"])))
     loader = [(emb, torch.tensor([0, 1, 0, 0]))]
     agreement = npid.neighbour_agreement(_Lookup(), loader, clips)
-    assert agreement == {"nn_same_class": pytest.approx(0.5), "nn_same_source": pytest.approx(0.5)}
+    assert agreement["nn_same_class"] == pytest.approx(0.5) and agreement["nn_same_source"] == pytest.approx(0.5)
+    unit = torch.nn.functional.normalize(emb, dim=1)
+    pairs = [float(unit[i] @ unit[j]) for i in range(4) for j in range(4) if i != j]
+    assert agreement["mean_cosine"] == pytest.approx(np.mean(pairs))
 
 
 def test_instance_recall_counts_clips_nearest_to_their_own_entry():
@@ -247,16 +264,20 @@ def test_the_selection_monitor_scores_the_selection_clips_and_the_test_fold_apar
 def test_knn_tables_and_numbers_from_stored_runs():
     def run(fold, random, trained):
         return {"arm": "npid", "setting": {"dataset": "d", "fold": fold, "pool": "none"}, "identity": {},
-                "metrics": {"knn_k5": trained, "knn_k5_random": random, "instance_recall": 0.5, "n_train": 10,
+                "metrics": {"knn_k5": trained, "knn_k5_random": random, "instance_recall": 0.9, "n_train": 10,
                             "nn_same_class": 0.2, "nn_same_class_random": 0.3, "nn_same_source": 0.4,
-                            "nn_same_source_random": 0.1},
-                "curves": [{"epoch": 1, "knn_k5": trained}]}
+                            "nn_same_source_random": 0.1, "mean_cosine": 0.5, "mean_cosine_random": 0.6},
+                "curves": [{"epoch": 1, "knn_k5": trained, "loss": 6.0}, {"epoch": 2, "knn_k5": trained, "loss": 5.0}]}
 
     runs = Results([run(1, 0.3, 0.5), run(2, 0.2, 0.3), run(3, 0.4, 0.5)])
     numbers = npid.knn_numbers(runs, 5)
     assert numbers["knn_random"] == pytest.approx(0.3) and numbers["knn_npid"] == pytest.approx(0.4333333)
     assert numbers["knn_diff"] == pytest.approx(0.1333333) and numbers["knn_higher"] == "3 of 3"
     assert numbers["knn_verdict"] == "clearly above zero" and numbers["recall_chance"] == pytest.approx(0.1)
+    assert (numbers["loss_first"], numbers["loss_last"], numbers["cos_npid"]) == (6.0, 5.0, 0.5)
+    assert "learned its own task, but not through what makes a class" in numbers["npid_diagnosis"]
+    assert "same recording" in numbers["npid_diagnosis"]
+    assert "has not learned" in npid.diagnosis({**numbers, "recall_npid": 0.3})
     curves = npid.knn_curves(runs)
-    assert curves.groupby("epoch")["kNN accuracy"].mean().round(4).to_dict() == {0: 0.3, 1: 0.4333}
+    assert curves.groupby("epoch")["kNN accuracy"].mean().round(4).to_dict() == {0: 0.3, 1: 0.4333, 2: 0.4333}
     assert npid.knn_table(runs)["NPID − random"].round(3).tolist() == [0.2, 0.1, 0.1]

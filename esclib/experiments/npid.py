@@ -211,6 +211,7 @@ class NPIDPretraining(_Datasets):
     """Study 004's NPID pre-training, phase 1 and 2 (see the module docstring)."""
 
     name = PRETRAIN_EXPERIMENT
+    version = 2
     arms = PRETRAIN_ARMS
     artifacts = ("network.pt",)
 
@@ -272,18 +273,22 @@ def neighbour_agreement(network: torch.nn.Module, loader, clips: ClipSet,
     """What a clip's nearest other clip (cosine, in ``network``'s embedding; ``loader`` gives ``clips`` whole and in
     order) shares with it: the class (``nn_same_class``, where both are labelled) and the source recording
     (``nn_same_source``: another take of the same recording). An embedding that separates recordings, rooms and
-    backgrounds rather than sound classes has many more of the second than of the first."""
+    backgrounds rather than sound classes has many more of the second than of the first. ``mean_cosine``: the mean
+    cosine between two different clips (near 1: every clip's embedding points the same way, a collapse)."""
     embedding, _ = embed(network, loader, device)
     if len(embedding) != len(clips):
         raise ValueError(f"neighbour_agreement: {len(embedding)} embeddings for {len(clips)} clips")
     unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
     similarity = unit @ unit.T
+    n = len(unit)
+    mean_cosine = float((similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
     np.fill_diagonal(similarity, -np.inf)
     nearest = similarity.argmax(axis=1)
     targets, sources = clips.targets, clips.table["source"].to_numpy()
     labelled = (targets >= 0) & (targets[nearest] >= 0)
     same_class = float(np.mean(targets[nearest][labelled] == targets[labelled])) if labelled.any() else float("nan")
-    return {"nn_same_class": same_class, "nn_same_source": float(np.mean(sources[nearest] == sources))}
+    return {"nn_same_class": same_class, "nn_same_source": float(np.mean(sources[nearest] == sources)),
+            "mean_cosine": mean_cosine}
 
 
 # ---------------------------------------------------------------------------------------------- fine-tuning
@@ -523,7 +528,8 @@ def knn_numbers(pretrain: Results, k: int) -> dict[str, Any]:
                                "knn_high": nan, "knn_verdict": "not measured", "knn_higher": "no fold",
                                "recall_npid": nan, "recall_chance": nan, "nn_class_random": nan,
                                "nn_class_npid": nan, "nn_source_random": nan, "nn_source_npid": nan,
-                               "loss_first": nan, "loss_last": nan, "npid_diagnosis": "no NPID run to diagnose"}
+                               "cos_random": nan, "cos_npid": nan, "loss_first": nan, "loss_last": nan,
+                               "npid_diagnosis": "no NPID run to diagnose"}
     curves = [r.get("curves") or [] for r in pretrain.select(pool="none") if f"knn_k{k}" in r["metrics"]]
     if not runs:
         return numbers
@@ -540,6 +546,7 @@ def knn_numbers(pretrain: Results, k: int) -> dict[str, Any]:
                                                                                              for m in runs])),
                     "nn_class_random": mean("nn_same_class_random"), "nn_class_npid": mean("nn_same_class"),
                     "nn_source_random": mean("nn_same_source_random"), "nn_source_npid": mean("nn_same_source"),
+                    "cos_random": mean("mean_cosine_random"), "cos_npid": mean("mean_cosine"),
                     "loss_first": float(np.mean([c[0]["loss"] for c in curves if c])),
                     "loss_last": float(np.mean([c[-1]["loss"] for c in curves if c]))})
     numbers["npid_diagnosis"] = diagnosis(numbers)
@@ -553,10 +560,13 @@ def diagnosis(numbers: Mapping[str, Any]) -> str:
     recall, chance = numbers["recall_npid"], numbers["recall_chance"]
     falling = numbers["loss_last"] < numbers["loss_first"]
     if not recall > 5 * chance:
+        collapsed = numbers["cos_npid"] > 0.9
         return (f"NPID has not learned its own task in this schedule: its NCE loss {'fell' if falling else 'rose'} "
-                "over the epochs and its embedding recognises few of the very clips it was trained on, so it had "
-                "no chance to learn their classes either; what it changed in the random network's embedding "
-                "mostly blurred the structure the random convolutions had")
+                "over the epochs and its embedding recognises few of the very clips it was trained on"
+                + (", because the embeddings of all clips point almost the same way (a collapse), where instance "
+                   "discrimination needs them spread over the sphere" if collapsed else "")
+                + "; an embedding that cannot tell its own training clips apart had no reason to learn their "
+                  "classes, and what it changed blurred the structure the random convolutions had")
     if numbers["nn_class_npid"] > numbers["nn_class_random"]:
         return ("NPID learned its own task, and its nearest neighbours share the class more often than the random "
                 "network's: telling instances apart taught it something about classes")
