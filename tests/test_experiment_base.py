@@ -155,8 +155,9 @@ GRID_FIELDS = {"03_cae": {"batch_size", "filters", "labelled_fraction"}}
 #: per chapter: the experiment class whose arms the spec's arm list must equal, and the parameter listing them
 ARMS = {"01_pann_transfer": ("esclib.experiments.pann_transfer:TransferExperiment", "strategies"),
         "02_fixmatch": ("esclib.experiments.fixmatch:FixMatchExperiment", "arms"),
-        "03_cae": ("esclib.experiments.cae:CAEExperiment", "arms")}
-CHAPTERS = ["01_pann_transfer", "02_fixmatch", "03_cae"]
+        "03_cae": ("esclib.experiments.cae:CAEExperiment", "arms"),
+        "04_npid": ("esclib.experiments.npid:NPIDExperiment", "arms")}
+CHAPTERS = ["01_pann_transfer", "02_fixmatch", "03_cae", "04_npid"]
 
 
 def _other_value(param, value):
