@@ -90,11 +90,13 @@ def test_each_familys_split_is_its_chapters_own_so_stored_runs_are_reused(clips)
     a run a chapter stored has the identity the overview asks for."""
     from esclib.experiments.cae import CAEExperiment
     from esclib.experiments.fixmatch import FixMatchExperiment, FixMatchRecipe
+    from esclib.experiments.npid import NPIDExperiment
     from esclib.experiments.pann_transfer import FewShotTransfer
 
     transfer = _bare(FewShotTransfer, clips=clips, seed=0)
     fixmatch = _bare(FixMatchExperiment, clips=clips, seed=0, _folds={})
     cae = _bare(CAEExperiment, esc50=clips, seed=0)
+    npid = _bare(NPIDExperiment, datasets={clips.name: clips}, seed=0)
     fixmatch_params = resolve(get_spec("02_fixmatch"), "quick")
     for budget in budgets(clips):
         digest = {name: family.split(budget).record.digest for name, family in ov.FAMILIES.items()}
@@ -103,6 +105,30 @@ def test_each_familys_split_is_its_chapters_own_so_stored_runs_are_reused(clips)
         recipe = FixMatchRecipe.from_config(fixmatch_params, labelled_fraction=budget.fraction, selection="budgeted")
         assert digest["fixmatch"] == fixmatch.split(budget.fold, recipe).record.digest
         assert digest["cae"] == cae.split_of("folds", budget.fold, budget.fraction, "budgeted").record.digest
+        if budget.per_class is None:
+            assert digest["npid"] == npid.split_of(clips.name, budget.fold, "budgeted").record.digest
+
+
+def test_npid_is_skipped_with_fewer_training_clips_than_a_batch(clips):
+    from esclib.experiments.npid import FinetuneRecipe
+
+    recipe = FinetuneRecipe.from_config(resolve(get_spec("04_npid"), "quick"), selection="budgeted")
+    skip = ov.FAMILIES["npid"].skip
+    small, every = ov.budget_clips(clips, 1, 2), ov.budget_clips(clips, 1, None)
+    assert f"fewer than one batch of {recipe.finetune_batch_size}" in skip("npid", recipe, small)
+    assert skip("npid", recipe.replace(finetune_batch_size=len(small.train)), small) is None
+    assert skip("scratch", recipe, every) is None
+
+
+def test_npids_unlabelled_pretraining_never_reads_the_test_fold(clips):
+    from esclib.experiments.npid import NPIDPretraining
+
+    pretraining = _bare(NPIDPretraining, datasets={clips.name: clips})
+    for budget in budgets(clips):
+        pool = pretraining.split("npid", clips.name, budget.fold)
+        assert ids(pool.test) == ids(budget.test)
+        assert not ids(pool.train) & ids(budget.test)
+        assert not set(pool.train.table["source"]) & set(budget.test.table["source"])
 
 
 def test_fixmatch_is_skipped_without_unlabelled_clips_or_a_labelled_batch(clips):
@@ -112,13 +138,15 @@ def test_fixmatch_is_skipped_without_unlabelled_clips_or_a_labelled_batch(clips)
     skip = ov.FAMILIES["fixmatch"].skip
     recipe = FixMatchRecipe.from_config(resolve(get_spec("02_fixmatch"), "quick"), labelled_fraction=0.1,
                                         selection="budgeted")
-    assert "no unlabelled" in skip(recipe, ov.budget_clips(clips, 1, None))
-    assert skip(recipe.replace(batch_size=4, mixup=False), ov.budget_clips(clips, 1, 2)) is None
-    assert "fewer than one labelled batch of 8" in skip(recipe.replace(batch_size=4, mixup=True),
+    arm = "fixmatch-pann"
+    assert "no unlabelled" in skip(arm, recipe, ov.budget_clips(clips, 1, None))
+    assert skip(arm, recipe.replace(batch_size=4, mixup=False), ov.budget_clips(clips, 1, 2)) is None
+    assert "fewer than one labelled batch of 8" in skip(arm, recipe.replace(batch_size=4, mixup=True),
                                                           ov.budget_clips(clips, 1, 2))
-    assert "unlabelled clips, fewer" in skip(recipe.replace(batch_size=4, mixup=False, mu=64),
+    assert "unlabelled clips, fewer" in skip(arm, recipe.replace(batch_size=4, mixup=False, mu=64),
                                              ov.budget_clips(clips, 1, 2))
-    assert all(ov.FAMILIES[f].skip(None, ov.budget_clips(clips, 1, 1)) is None for f in ("transfer", "cae"))
+    assert all(ov.FAMILIES[f].skip(m.arm, None, ov.budget_clips(clips, 1, 1)) is None
+               for f in ("transfer", "cae") for m in ov.METHODS.values() if m.family == f)
 
 
 def test_the_specs_methods_are_the_overviews():

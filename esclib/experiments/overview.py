@@ -127,6 +127,12 @@ def cae_split(budget: Budget) -> Split:
     return Split(_with_val({"train": budget.train}, budget), "official", budget.fold)
 
 
+def npid_split(budget: Budget) -> Split:
+    """Chapter 04's split (:meth:`~esclib.experiments.npid.NPIDExperiment.split_of`: no kind of its own, the
+    official folds)."""
+    return Split(_with_val({"train": budget.train}, budget), fold=budget.fold)
+
+
 @dataclass(frozen=True)
 class Method:
     """One method of the overview: ``name`` (its line in the figure), the family whose chapter experiment runs it
@@ -143,18 +149,19 @@ class Method:
 class Family:
     """What a chapter contributes: its spec (``chapter``), how to build its experiment on a dataset
     (``experiment(overview, clips)``), its recipe for a budget (``recipe(params, budget)``, ``params`` the chapter's
-    resolved parameters), its split (``split(budget)``), the pre-training run its arm starts from
-    (``pretraining(experiment, arm, recipe)``: a result or None) and its parameters (``parameters(experiment, arm,
-    recipe)``: total, trained); ``skip(recipe, budget)``: why the family cannot run at a budget (None: it can)."""
+    resolved parameters), its split (``split(budget)``), the pre-training run its arm starts from on a split
+    (``pretraining(experiment, arm, recipe, split)``: a result or None) and its parameters (``parameters(experiment,
+    arm, recipe)``: total, trained); ``skip(arm, recipe, budget)``: why an arm cannot run at a budget (None: it
+    can)."""
 
     chapter: str
     experiment: Callable[["Overview", ClipSet], Experiment]
     recipe: Callable[[Mapping[str, Any], Budget], Recipe]
     split: Callable[[Budget], Split]
-    pretraining: Callable[[Experiment, str, Recipe], dict | None]
+    pretraining: Callable[[Experiment, str, Recipe, Split], dict | None]
     parameters: Callable[[Experiment, str, Recipe], tuple[int, int]]
     pretraining_note: Callable[[Experiment, str], str] = field(default=lambda experiment, arm: "")
-    skip: Callable[[Recipe, Budget], str | None] = field(default=lambda recipe, budget: None)
+    skip: Callable[[str, Recipe, Budget], str | None] = field(default=lambda arm, recipe, budget: None)
 
 
 def _count(module: Any) -> tuple[int, int]:
@@ -176,7 +183,7 @@ def _transfer_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
     return TransferRecipe.from_config(params, selection=budget.selection)
 
 
-def _transfer_pretraining(experiment: Any, arm: str, recipe: Recipe) -> dict | None:
+def _transfer_pretraining(experiment: Any, arm: str, recipe: Recipe, split: Split) -> dict | None:
     from esclib.experiments.pann_pretrain import MINI, mini_pann
 
     if arm == "scratch" or experiment.source != MINI:
@@ -207,7 +214,7 @@ def _fixmatch_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
     return FixMatchRecipe.from_config(params, labelled_fraction=budget.fraction, selection=budget.selection)
 
 
-def _fixmatch_skip(recipe: Any, budget: Budget) -> str | None:
+def _fixmatch_skip(arm: str, recipe: Any, budget: Budget) -> str | None:
     if not len(budget.unlabelled):
         return "no unlabelled clips: every training clip is labelled"
     batch = recipe.micro_batch * (2 if recipe.mixup else 1)
@@ -237,7 +244,7 @@ def _cae_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
                                       labelled_fraction=budget.fraction, selection=budget.selection)
 
 
-def _cae_pretraining(experiment: Any, arm: str, recipe: Any) -> dict | None:
+def _cae_pretraining(experiment: Any, arm: str, recipe: Any, split: Split) -> dict | None:
     from esclib.experiments.cae import ARM_DECODER
 
     if ARM_DECODER[arm] is None:
@@ -247,6 +254,48 @@ def _cae_pretraining(experiment: Any, arm: str, recipe: Any) -> dict | None:
 
 def _cae_parameters(experiment: Any, arm: str, recipe: Any) -> tuple[int, int]:
     return _count(experiment.classifier("supervised", recipe))  # the pre-trained arms: the same network
+
+
+# --- chapter 04: NPID (ESResNet fine-tuned from NPID, from ImageNet or from scratch)
+def _npid_experiment(overview: "Overview", clips: ClipSet) -> Experiment:
+    from esclib.experiments.npid import NPIDExperiment, NPIDPretraining
+
+    datasets = {clips.name: clips}
+    return NPIDExperiment(datasets, NPIDPretraining(datasets, **overview.run_args()), **overview.run_args())
+
+
+def _npid_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
+    from esclib.experiments.npid import FinetuneRecipe
+
+    return FinetuneRecipe.from_config(params, selection=budget.selection)
+
+
+def _npid_pretraining(experiment: Any, arm: str, recipe: Any, split: Split) -> dict | None:
+    from esclib.experiments.npid import ARM_INIT
+
+    if ARM_INIT[arm] != "npid":
+        return None
+    return experiment.pretraining.pretrained(arm, recipe.pretraining, experiment.pretraining_split(arm, split))[0]
+
+
+def _npid_parameters(experiment: Any, arm: str, recipe: Any) -> tuple[int, int]:
+    from esclib.train.npid import finetune_network
+
+    clips = next(iter(experiment.datasets.values()))  # every arm fine-tunes the same network
+    return _count(finetune_network(clips.num_classes, recipe.finetune(clips.clip_seconds), "scratch"))
+
+
+def _npid_note(experiment: Any, arm: str) -> str:
+    return {"npid": "NPID on the dataset's training folds (ours)", "imagenet": "ImageNet (torchvision)"}.get(arm,
+                                                                                                           "none")
+
+
+def _npid_skip(arm: str, recipe: Any, budget: Budget) -> str | None:
+    from esclib.models.esresnet import imagenet_status
+
+    if len(budget.train) < recipe.finetune_batch_size:
+        return f"{len(budget.train)} labelled training clips, fewer than one batch of {recipe.finetune_batch_size}"
+    return imagenet_status(recipe.arch) if arm == "imagenet" else None
 
 
 #: the chapters' families by key
@@ -259,6 +308,8 @@ FAMILIES: dict[str, Family] = {
                        _transfer_note, _fixmatch_skip),
     "cae": Family("03_cae", _cae_experiment, _cae_recipe, cae_split, _cae_pretraining, _cae_parameters,
                   lambda experiment, arm: "ESC-US, CAE (ours)" if arm != "supervised" else "none"),
+    "npid": Family("04_npid", _npid_experiment, _npid_recipe, npid_split, _npid_pretraining, _npid_parameters,
+                   _npid_note, _npid_skip),
 }
 
 
@@ -271,6 +322,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("pann-freeze_l3", "transfer", "freeze_l3"),
     Method("pann-fine-tune", "transfer", "fine-tune"),
     Method("pann-fixmatch", "fixmatch", "fixmatch-pann", unlabelled=True),
+    Method("esresnet-scratch", "npid", "scratch"),
+    Method("npid", "npid", "npid", unlabelled=True),
+    Method("esresnet-imagenet", "npid", "imagenet"),
 )}
 
 #: what each method is, in words (the table's first column)
@@ -282,6 +336,9 @@ DESCRIPTIONS: dict[str, str] = {
     "pann-freeze_l3": "chapter 1's frozen pretrained PANN + three layers",
     "pann-fine-tune": "chapter 1's pretrained PANN, fine-tuned whole",
     "pann-fixmatch": "chapter 2's FixMatch on the pretrained PANN (unlabelled: the rest of the training folds)",
+    "esresnet-scratch": "chapter 4's ESResNet from random weights",
+    "npid": "chapter 4's ESResNet fine-tuned from NPID on the dataset's training folds (unlabelled)",
+    "esresnet-imagenet": "chapter 4's ESResNet from ImageNet weights (where they are in the local cache)",
 }
 
 
@@ -352,7 +409,7 @@ class Overview:
         bar = tqdm(cells, desc="overview runs", disable=not self.progress)
         for method, budget, clips in bar:
             experiment, recipe, split = self.cell(method, budget, clips)
-            reason = FAMILIES[method.family].skip(recipe, budget)
+            reason = FAMILIES[method.family].skip(method.arm, recipe, budget)
             if reason is not None:
                 skipped.append({"dataset": clips.name, "fold": budget.fold, "budget": budget.name,
                                 "method": method.name, "reason": reason})
@@ -367,16 +424,18 @@ class Overview:
         self.skipped = pd.DataFrame(skipped, columns=self.skipped.columns)
         return results
 
-    def costs(self, datasets: Mapping[str, ClipSet], methods: Sequence[str]) -> pd.DataFrame:
-        """Per method and dataset: its pre-training (what on, seconds and device of the recorded run), its
-        parameters (total and trained) and whether it needs unlabelled clips of the target's distribution."""
+    def costs(self, datasets: Mapping[str, ClipSet], methods: Sequence[str], folds: Mapping[str, Sequence[int]]
+              ) -> pd.DataFrame:
+        """Per method and dataset: its pre-training (what on; seconds and device of the recorded run, for the first
+        of ``folds`` where it is per fold), its parameters (total and trained) and whether it needs unlabelled clips
+        of the target's distribution."""
         rows = []
         for name, clips in datasets.items():
-            budget = budget_clips(clips, 1, None, self.selection, seed=self.seed)
+            budget = budget_clips(clips, folds[name][0], None, self.selection, seed=self.seed)
             for m in methods:
                 method, family = METHODS[m], FAMILIES[METHODS[m].family]
-                experiment, recipe, _ = self.cell(method, budget, clips)
-                pre = family.pretraining(experiment, method.arm, recipe)
+                experiment, recipe, split = self.cell(method, budget, clips)
+                pre = family.pretraining(experiment, method.arm, recipe, split)
                 total, trained = family.parameters(experiment, method.arm, recipe)
                 rows.append({"dataset": name, "method": m, "pre-training": family.pretraining_note(experiment,
                                                                                                    method.arm),

@@ -5,7 +5,9 @@ class and every label, every method of the book with its own chapter's ``paper``
 ``budgeted`` rule (validation labels come out of the budget). ``quick``: the synthetic ESC-50 only, three folds, 2
 and 5 clips per class and every label, the methods that train in seconds on a CPU (the small CNN from scratch and
 from the CAE, the frozen PANN with a linear or three-layer head), each with its chapter's ``quick`` recipe, so that
-the chapter runs in about two minutes; the others are one parameter away (``methods``).
+the chapter runs in about two minutes; the others (PANN fine-tuning and from scratch, FixMatch, chapter 4's ESResNet
+from NPID, ImageNet or scratch) are one parameter away (``methods``); ImageNet runs only where torchvision's weights
+are in the local cache.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from esclib.runner.spec import ChapterSpec, Param, folds_fit, parse_counts, pars
 
 #: the overview's methods (esclib.experiments.overview.METHODS; kept literal so the spec imports no torch)
 METHODS = ("cnn-scratch", "cae", "pann-scratch", "pann-freeze_l1", "pann-freeze_l3", "pann-fine-tune",
-           "pann-fixmatch")
+           "pann-fixmatch", "esresnet-scratch", "npid", "esresnet-imagenet")
 QUICK_METHODS = ("cnn-scratch", "cae", "pann-freeze_l1", "pann-freeze_l3")
 #: model selections (esclib.data.splits.SELECTIONS, kept literal for the same reason)
 SELECTIONS = ("validation-fold", "budgeted", "last")
