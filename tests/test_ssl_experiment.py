@@ -12,7 +12,7 @@ import torch
 from esclib.data.clips import ClipSet
 from esclib.data.splits import fold_split
 from esclib.experiments import ssl as exp
-from esclib.experiments.base import Split
+from esclib.experiments.base import RunContext, Split
 from esclib.results.store import ResultsStore
 from esclib.runner.spec import resolve
 from esclib.runner.specs.ch05_ssl import SPEC
@@ -149,9 +149,9 @@ def test_an_ssl_arm_names_the_pretraining_run_it_evaluates(world):
 # ------------------------------------------------------------------------------- arms and one protocol
 def test_the_random_arm_is_the_initialisation_every_method_starts_from(world):
     clips, store = world
-    pretraining, _ = _experiments(clips, store)
+    pretraining, experiment = _experiments(clips, store)
     recipe = _recipe()
-    random_net, _ = exp.initial_backbone(recipe, seed=0)
+    random_net, _, _ = experiment.encoder("random", recipe, experiment.split(2))
     reference = random_net.state_dict()
     for arm in exp.METHOD_ARMS:
         method = pretraining.method(arm, recipe)
@@ -177,12 +177,25 @@ def test_every_arm_is_measured_by_the_same_probe_and_knn(world, monkeypatch):
         calls["knn"].append((len(tx), len(sx), kwargs["k"], kwargs["temperature"]))
         return knn(tx, ty, sx, sy, **kwargs)
 
+    fitted = []
+    fit = RunContext.fit
+
+    def spy_fit(self, model, loader, **kwargs):
+        fitted.append((loader.dataset.rows, kwargs["val_loader"].dataset.rows))
+        return fit(self, model, loader, **kwargs)
+
     monkeypatch.setattr(exp, "linear_probe", spy_probe)
     monkeypatch.setattr(exp, "knn_evaluation", spy_knn)
+    monkeypatch.setattr(RunContext, "fit", spy_fit)
     recipe = _recipe(probe_budgets=())
     split = experiment.split(1)
     for arm in ("random", "simclr", "byol", "supervised-scratch"):
         experiment.run(arm, recipe, split)
+    # the supervised baseline trains on the training clips and picks its epoch on the validation fold
+    ids = clips.table["clip_id"].to_numpy()
+    (train_rows, val_rows), = fitted
+    assert set(ids[train_rows]) == set(split.train.table["clip_id"])
+    assert set(ids[val_rows]) == set(split.val.table["clip_id"])
     assert len(calls["probe"]) == 4 and len(set(calls["probe"])) == 1
     assert len(calls["knn"]) == 4 and len(set(calls["knn"])) == 1
     n_train, n_test, n_val, epochs, _ = calls["probe"][0]
@@ -239,7 +252,7 @@ def test_knn_uses_the_recipes_neighbours_and_temperature():
     test, sy = np.array([[1.0, 0.05]], dtype=np.float32), np.array([1])
     split = _toy_split(ty, ty, sy)
     x = {"train": (train, ty), "val": (train, ty), "test": (test, sy)}
-    for k, temperature, expected in ((1, 0.07, 1.0), (3, 0.01, 1.0), (3, 10.0, 0.0)):
+    for k, temperature, expected in ((1, 10.0, 1.0), (3, 0.01, 1.0), (3, 10.0, 0.0)):
         recipe = _recipe(knn_k=k, knn_temperature=temperature, probe_budgets=(), probe_epochs=1)
         assert exp.frozen_evaluation(x, split, recipe, 0, 3)["knn_accuracy"] == expected, (k, temperature)
 

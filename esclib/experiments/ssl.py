@@ -555,6 +555,26 @@ def beats_random_story(results: Results, arms: Sequence[str]) -> str:
     return "; ".join(parts) or "no method ran"
 
 
+def collapse_words(monitors: dict[str, float], near: float = 0.9) -> dict[str, str]:
+    """Words for the collapse monitors of ``monitors`` (``rankme_<arm>``, ``rankme_init``, ``dino_entropy``):
+    ``rank_words_<arm>`` says whether the method's effective rank is above or below the random initialisation's,
+    ``dino_words`` whether DINO's teacher entropy is near its maximum (``near`` of ``log k``: almost uniform
+    targets), near zero (one output) or in between."""
+    init = monitors.get("rankme_init", float("nan"))
+    words = {}
+    for arm in METHOD_ARMS:
+        rank = monitors.get(f"rankme_{arm}", float("nan"))
+        words[f"rank_words_{arm}"] = ("not run" if np.isnan(rank) or np.isnan(init) else
+                                      "above the random initialisation's" if rank > init else
+                                      "below the random initialisation's: fewer dimensions than it started with")
+    entropy = monitors.get("dino_entropy", float("nan"))
+    words["dino_words"] = ("DINO did not run" if np.isnan(entropy) else
+                           "near its maximum, the teacher's targets are almost uniform" if entropy >= near else
+                           "near zero, the teacher gives every clip the same output" if entropy <= 1 - near else
+                           "between the two collapses")
+    return words
+
+
 def glue_numbers(numbers: dict[str, Any]) -> None:
     """Glue every value of ``numbers`` under its name for the prose (``myst_nb.glue``, not displayed)."""
     from myst_nb import glue

@@ -88,7 +88,7 @@ SPEC = ChapterSpec(
                            "'budgeted' (a fifth of the training labels held out), 'last' (the fixed schedule)",
                            "validation-fold", "validation-fold", choices=SELECTIONS),
         "supervised_epochs": Param("epochs of the supervised from-scratch baseline (early stopping under "
-                                   "selection)", 30, 100, check=integer(1, 10000)),
+                                   "selection)", 12, 100, check=integer(1, 10000)),
         "selection_arms": Param("arms run under all three selections for the selection table", "random,simclr",
                                 "random,simclr,supervised-scratch", parse=parse_names(ARMS), scope="grid"),
         "examples": Param("test clips shown with their Grad-CAM maps", 3, 4, check=integer(1, 8), scope="view"),
