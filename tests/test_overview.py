@@ -109,6 +109,29 @@ def test_each_familys_split_is_its_chapters_own_so_stored_runs_are_reused(clips)
             assert digest["npid"] == npid.split_of(clips.name, budget.fold, "budgeted").record.digest
 
 
+def test_ssl_split_is_chapter_5s_at_every_label_and_its_pool_never_reads_the_test_fold(clips):
+    from esclib.experiments.ssl import SSLExperiment
+
+    splits = [fold_split(clips, fold) for fold in range(1, clips.n_folds + 1)]
+    ssl = _bare(SSLExperiment, clips=clips, splits=splits, pool="per-fold",
+                fold_splits={s.test_fold: s for s in splits})
+    for fold in FOLDS:
+        every = ov.budget_clips(clips, fold, None, "validation-fold")
+        assert ov.ssl_split(every).record.digest == ssl.split(fold).record.digest
+        for budget in (every, ov.budget_clips(clips, fold, 2)):
+            pool = ssl.pool_of(ov.ssl_split(budget))
+            assert ids(pool) == ids(budget.labelled) | ids(budget.unlabelled)
+            assert not ids(pool) & ids(budget.test)
+
+
+def test_the_knn_line_reads_the_knn_metric_of_the_same_run():
+    probe, knn = ov.METHODS["ssl-probe"], ov.METHODS["ssl-knn"]
+    assert (probe.family, probe.metric, knn.metric) == ("ssl", "accuracy", "knn_accuracy")
+    overview = ov.Overview(None, ssl_method="byol")
+    assert overview.arm(probe) == overview.arm(knn) == "byol"
+    assert overview.arm(ov.METHODS["pann-freeze_l1"]) == "freeze_l1"
+
+
 def test_npid_is_skipped_with_fewer_training_clips_than_a_batch(clips):
     from esclib.experiments.npid import FinetuneRecipe
 
@@ -178,7 +201,7 @@ class CountingExperiment(Experiment):
 
     def train(self, ctx, arm, recipe, split):
         type(self).trainings += 1
-        return {"accuracy": len(split.train) / 100}
+        return {"accuracy": len(split.train) / 100, "n_train": len(split.train)}
 
 
 def test_a_rerun_reuses_every_run_and_trains_nothing(clips, tmp_path, monkeypatch):
@@ -197,6 +220,7 @@ def test_a_rerun_reuses_every_run_and_trains_nothing(clips, tmp_path, monkeypatc
 
     first = run()
     assert CountingExperiment.trainings == len(first) == 6 and not any(r["reused"] for r in first)
+    assert [r["metrics"]["accuracy"] for r in first] == [r["metrics"]["n_train"] / 100 for r in first]
     second = run()
     assert CountingExperiment.trainings == 6 and all(r["reused"] for r in second)
     assert [r["id"] for r in first] == [r["id"] for r in second]

@@ -127,6 +127,15 @@ def cae_split(budget: Budget) -> Split:
     return Split(_with_val({"train": budget.train}, budget), "official", budget.fold)
 
 
+def ssl_split(budget: Budget) -> Split:
+    """Chapter 05's split (:meth:`~esclib.experiments.ssl.SSLExperiment.split`): ``train`` = the labelled clips
+    (the probe and the kNN read them all; the probe holds out its own budgeted share), ``val`` = the clips that may
+    pick the probe's epoch (the budget's held-out share, the validation fold, or -- under ``last``, where nothing is
+    picked -- the labelled clips again, since the experiment always embeds a ``val`` part)."""
+    val = budget.val if budget.val is not None else budget.labelled
+    return Split({"train": budget.labelled, "val": val, "test": budget.test}, fold=budget.fold)
+
+
 def npid_split(budget: Budget) -> Split:
     """Chapter 04's split (:meth:`~esclib.experiments.npid.NPIDExperiment.split_of`: no kind of its own, the
     official folds)."""
@@ -136,13 +145,15 @@ def npid_split(budget: Budget) -> Split:
 @dataclass(frozen=True)
 class Method:
     """One method of the overview: ``name`` (its line in the figure), the family whose chapter experiment runs it
-    (the key of :data:`FAMILIES`), its ``arm`` and whether it needs ``unlabelled`` clips of the target's
-    distribution."""
+    (the key of :data:`FAMILIES`), its ``arm`` (for chapter 5's family: the overview's ``ssl_method``), whether it
+    needs ``unlabelled`` clips of the target's distribution, and the ``metric`` of its run that is its accuracy
+    (chapter 5's runs record the linear probe's ``accuracy`` and the kNN's ``knn_accuracy``)."""
 
     name: str
     family: str
     arm: str
     unlabelled: bool = False
+    metric: str = "accuracy"
 
 
 @dataclass(frozen=True)
@@ -298,6 +309,38 @@ def _npid_skip(arm: str, recipe: Any, budget: Budget) -> str | None:
     return imagenet_status(recipe.arch) if arm == "imagenet" else None
 
 
+# --- chapter 05: self-supervised pre-training, frozen (linear probe, kNN)
+def _ssl_experiment(overview: "Overview", clips: ClipSet) -> Experiment:
+    from esclib.experiments.ssl import SSLExperiment, SSLPretraining
+
+    splits = [fold_split(clips, fold) for fold in range(1, clips.n_folds + 1)]
+    return SSLExperiment(clips, SSLPretraining(clips, **overview.run_args()), splits, pool="per-fold",
+                         **overview.run_args())
+
+
+def _ssl_recipe(params: Mapping[str, Any], budget: Budget) -> Recipe:
+    from esclib.experiments.ssl import EvalRecipe
+
+    return EvalRecipe.from_config(params, selection=budget.selection, probe_budgets=())
+
+
+def _ssl_pretraining(experiment: Any, arm: str, recipe: Any, split: Split) -> dict | None:
+    from esclib.experiments.ssl import ARM_METHOD, pool_split
+
+    if arm not in ARM_METHOD:
+        return None
+    return experiment.pretraining.run(arm, recipe.pretraining, pool_split(experiment.pool_of(split)))
+
+
+def _ssl_parameters(experiment: Any, arm: str, recipe: Any) -> tuple[int, int]:
+    from esclib.experiments.ssl import initial_backbone
+
+    net, dim = initial_backbone(recipe, experiment.seed)
+    total, _ = _count(net)
+    head = (dim + 1) * experiment.clips.num_classes  # the probe (the kNN trains nothing)
+    return total + head, head
+
+
 #: the chapters' families by key
 FAMILIES: dict[str, Family] = {
     "transfer": Family("01_pann_transfer", _transfer_experiment, _transfer_recipe, transfer_split,
@@ -310,6 +353,8 @@ FAMILIES: dict[str, Family] = {
                   lambda experiment, arm: "ESC-US, CAE (ours)" if arm != "supervised" else "none"),
     "npid": Family("04_npid", _npid_experiment, _npid_recipe, npid_split, _npid_pretraining, _npid_parameters,
                    _npid_note, _npid_skip),
+    "ssl": Family("05_ssl", _ssl_experiment, _ssl_recipe, ssl_split, _ssl_pretraining, _ssl_parameters,
+                  lambda experiment, arm: f"{arm} on the training folds' clips, labels removed (ours)"),
 }
 
 
@@ -325,6 +370,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("esresnet-scratch", "npid", "scratch"),
     Method("npid", "npid", "npid", unlabelled=True),
     Method("esresnet-imagenet", "npid", "imagenet"),
+    Method("ssl-probe", "ssl", "simclr", unlabelled=True),
+    Method("ssl-knn", "ssl", "simclr", unlabelled=True, metric="knn_accuracy"),
 )}
 
 #: what each method is, in words (the table's first column)
@@ -339,20 +386,23 @@ DESCRIPTIONS: dict[str, str] = {
     "esresnet-scratch": "chapter 4's ESResNet from random weights",
     "npid": "chapter 4's ESResNet fine-tuned from NPID on the dataset's training folds (unlabelled)",
     "esresnet-imagenet": "chapter 4's ESResNet from ImageNet weights (where they are in the local cache)",
+    "ssl-probe": "chapter 5's self-supervised ResNet (ssl_method), frozen, + a linear probe",
+    "ssl-knn": "chapter 5's self-supervised ResNet (ssl_method), frozen, weighted kNN on the labelled clips",
 }
 
 
 # ----------------------------------------------------------------------------------------------- the grid
 class Overview:
     """The overview's grid (see the module docstring): ``store``, ``profile``, ``seed``, ``device`` as every chapter's
-    experiment takes them; ``selection`` the rule every method picks its model by. Notebook: 06_overview."""
+    experiment takes them; ``selection`` the rule every method picks its model by; ``ssl_method`` the method of
+    chapter 5 whose frozen encoder the ``ssl-*`` methods evaluate. Notebook: 06_overview."""
 
     def __init__(self, store: ResultsStore, *, profile: str = "quick", seed: int = 0, device: Any = "cpu",
-                 selection: str = "budgeted", progress: bool = True) -> None:
+                 selection: str = "budgeted", ssl_method: str = "simclr", progress: bool = True) -> None:
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
         self.store, self.profile, self.seed, self.device = store, profile, int(seed), device
-        self.selection, self.progress = selection, progress
+        self.selection, self.ssl_method, self.progress = selection, ssl_method, progress
         self._experiments: dict[tuple[str, str], Experiment] = {}
         self._params: dict[str, dict[str, Any]] = {}
         #: the cells the last :meth:`run` left out, with the reason (``dataset, fold, budget, method, reason``)
@@ -372,6 +422,10 @@ class Overview:
 
             self._params[chapter] = resolve(get_spec(chapter), self.profile, seed=self.seed)
         return self._params[chapter]
+
+    def arm(self, method: Method) -> str:
+        """The arm ``method`` runs: its own, or for chapter 5's family the overview's ``ssl_method``."""
+        return self.ssl_method if method.family == "ssl" else method.arm
 
     def experiment(self, method: Method, clips: ClipSet) -> Experiment:
         """The chapter experiment that runs ``method`` on ``clips`` (built once per family and dataset)."""
@@ -409,15 +463,17 @@ class Overview:
         bar = tqdm(cells, desc="overview runs", disable=not self.progress)
         for method, budget, clips in bar:
             experiment, recipe, split = self.cell(method, budget, clips)
-            reason = FAMILIES[method.family].skip(method.arm, recipe, budget)
+            arm = self.arm(method)
+            reason = FAMILIES[method.family].skip(arm, recipe, budget)
             if reason is not None:
                 skipped.append({"dataset": clips.name, "fold": budget.fold, "budget": budget.name,
                                 "method": method.name, "reason": reason})
                 continue
-            reused = experiment.open(method.arm, recipe, split).done
-            result = dict(experiment.run(method.arm, recipe, split))
+            reused = experiment.open(arm, recipe, split).done
+            result = dict(experiment.run(arm, recipe, split))
             result.update(label=method.name, budget=budget.name, clips_per_class=budget.clips_per_class,
-                          dataset=clips.name, reused=reused)
+                          dataset=clips.name, reused=reused,
+                          metrics={**result["metrics"], "accuracy": result["metrics"][method.metric]})
             results.append(result)
             if self.progress:
                 bar.write(f"{clips.name}, {budget.name} per class: " + experiment.describe(result, reused))
@@ -435,10 +491,10 @@ class Overview:
             for m in methods:
                 method, family = METHODS[m], FAMILIES[METHODS[m].family]
                 experiment, recipe, split = self.cell(method, budget, clips)
-                pre = family.pretraining(experiment, method.arm, recipe, split)
-                total, trained = family.parameters(experiment, method.arm, recipe)
+                pre = family.pretraining(experiment, self.arm(method), recipe, split)
+                total, trained = family.parameters(experiment, self.arm(method), recipe)
                 rows.append({"dataset": name, "method": m, "pre-training": family.pretraining_note(experiment,
-                                                                                                   method.arm),
+                                                                                                   self.arm(method)),
                              "pre-training s": None if pre is None else round(float(pre.get("seconds", 0)), 1),
                              "pre-training device": None if pre is None else pre["identity"]["device"],
                              "parameters": total, "trained parameters": trained,

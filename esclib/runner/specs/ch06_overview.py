@@ -6,8 +6,8 @@ class and every label, every method of the book with its own chapter's ``paper``
 and 5 clips per class and every label, the methods that train in seconds on a CPU (the small CNN from scratch and
 from the CAE, the frozen PANN with a linear or three-layer head), each with its chapter's ``quick`` recipe, so that
 the chapter runs in about two minutes; the others (PANN fine-tuning and from scratch, FixMatch, chapter 4's ESResNet
-from NPID, ImageNet or scratch) are one parameter away (``methods``); ImageNet runs only where torchvision's weights
-are in the local cache.
+from NPID, ImageNet or scratch, chapter 5's frozen self-supervised encoder with a probe or a kNN) are one parameter
+away (``methods``); ImageNet runs only where torchvision's weights are in the local cache.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from esclib.runner.spec import ChapterSpec, Param, folds_fit, parse_counts, pars
 
 #: the overview's methods (esclib.experiments.overview.METHODS; kept literal so the spec imports no torch)
 METHODS = ("cnn-scratch", "cae", "pann-scratch", "pann-freeze_l1", "pann-freeze_l3", "pann-fine-tune",
-           "pann-fixmatch", "esresnet-scratch", "npid", "esresnet-imagenet")
+           "pann-fixmatch", "esresnet-scratch", "npid", "esresnet-imagenet", "ssl-probe", "ssl-knn")
+#: chapter 5's self-supervised methods (esclib.experiments.ssl.METHOD_ARMS, literal for the same reason)
+SSL_METHODS = ("simclr", "mocov2", "byol", "dino", "barlowtwins", "swav")
 QUICK_METHODS = ("cnn-scratch", "cae", "pann-freeze_l1", "pann-freeze_l3")
 #: model selections (esclib.data.splits.SELECTIONS, kept literal for the same reason)
 SELECTIONS = ("validation-fold", "budgeted", "last")
@@ -40,6 +42,9 @@ SPEC = ChapterSpec(
         "methods": Param("methods (comma-separated), each run by its own chapter's experiment with that chapter's "
                          "recipe for the profile", ",".join(QUICK_METHODS), ",".join(METHODS),
                          parse=parse_names(METHODS), scope="grid"),
+        "ssl_method": Param("chapter 5's method whose frozen encoder ssl-probe and ssl-knn evaluate (pre-trained on "
+                            "each split's training folds, labels removed; default: study 001's best, SimCLR)",
+                            "simclr", "simclr", choices=SSL_METHODS, scope="grid"),
         "selection": Param("how every method picks its model: 'budgeted' (a fifth of each budget held out for "
                            "validation; Oliver et al. 2018), 'validation-fold' (the labelled fold k+1: more labels "
                            "than the budget) or 'last' (the last epoch)", "budgeted", "budgeted",
