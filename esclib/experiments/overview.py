@@ -12,7 +12,10 @@ made from the shared clips -- the role names differ per family:
 
 - transfer (chapter 01): ``labelled`` = the budget, ``train`` / ``val`` after selection, ``test``;
 - FixMatch (chapter 02): ``labelled`` = what it trains on, ``unlabelled`` = the rest of the training folds, ``val``;
-- CAE (chapter 03): ``train`` / ``val`` after selection, ``test``.
+- CAE (chapter 03) and ESResNet / NPID (chapter 04): ``train`` / ``val`` after selection, ``test``;
+- self-supervised encoders (chapter 05): ``train`` = the whole budget (the probe holds out its own budgeted share,
+  the kNN reads every labelled clip), ``val``, ``test``; the encoder pre-trains on the split's training folds with
+  their labels removed (``pool="per-fold"``), the clips FixMatch reads as unlabelled.
 
 Every run then goes through its chapter's ``Experiment.run(arm, recipe, split)``: a run the chapter already stored
 with the same identity is reused, only the missing ones are trained. :class:`Overview` runs the grid and returns one
@@ -306,7 +309,8 @@ def _npid_skip(arm: str, recipe: Any, budget: Budget) -> str | None:
 
     if len(budget.train) < recipe.finetune_batch_size:
         return f"{len(budget.train)} labelled training clips, fewer than one batch of {recipe.finetune_batch_size}"
-    return imagenet_status(recipe.arch) if arm == "imagenet" else None
+    missing = imagenet_status(recipe.arch) if arm == "imagenet" else None
+    return None if missing is None else missing.split(":")[0]
 
 
 # --- chapter 05: self-supervised pre-training, frozen (linear probe, kNN)
@@ -493,6 +497,7 @@ class Overview:
                 experiment, recipe, split = self.cell(method, budget, clips)
                 pre = family.pretraining(experiment, self.arm(method), recipe, split)
                 total, trained = family.parameters(experiment, self.arm(method), recipe)
+                trained = 0 if method.metric == "knn_accuracy" else trained  # a kNN trains nothing
                 rows.append({"dataset": name, "method": m, "pre-training": family.pretraining_note(experiment,
                                                                                                    self.arm(method)),
                              "pre-training s": None if pre is None else round(float(pre.get("seconds", 0)), 1),
@@ -504,11 +509,13 @@ class Overview:
 
 # ----------------------------------------------------------------------------------------------- what it shows
 def run_frame(results: Results) -> pd.DataFrame:
-    """One row per run: ``dataset, method, budget, clips_per_class, fold, accuracy, train_s, device, reused``."""
+    """One row per run: ``dataset, method, budget, clips_per_class, fold, accuracy, train_s, device, reused``;
+    ``train_s``: the seconds of the run's training loops, or of the whole run where it trains outside them (chapter
+    5's probe and kNN)."""
     return pd.DataFrame([{"dataset": r["dataset"], "method": r["label"], "budget": r["budget"],
                           "clips_per_class": r["clips_per_class"], "fold": r["setting"]["fold"],
                           "accuracy": r["metrics"]["accuracy"],
-                          "train_s": (r.get("timing") or {}).get("train_seconds", r.get("seconds")),
+                          "train_s": (r.get("timing") or {}).get("train_seconds") or r.get("seconds"),
                           "device": (r.get("timing") or {}).get("device"), "reused": r["reused"]} for r in results],
                         columns=["dataset", "method", "budget", "clips_per_class", "fold", "accuracy", "train_s",
                                  "device", "reused"])
