@@ -109,19 +109,17 @@ def test_each_familys_split_is_its_chapters_own_so_stored_runs_are_reused(clips)
             assert digest["npid"] == npid.split_of(clips.name, budget.fold, "budgeted").record.digest
 
 
-def test_ssl_split_is_chapter_5s_at_every_label_and_its_pool_never_reads_the_test_fold(clips):
-    from esclib.experiments.ssl import SSLExperiment
-
-    splits = [fold_split(clips, fold) for fold in range(1, clips.n_folds + 1)]
-    ssl = _bare(SSLExperiment, clips=clips, splits=splits, pool="per-fold",
-                fold_splits={s.test_fold: s for s in splits})
+def test_ssl_split_is_chapter_5s_at_every_label_and_its_pool_never_reads_the_test_fold(clips, tmp_path):
+    ssl = ov.FAMILIES["ssl"].experiment(ov.Overview(ResultsStore(tmp_path)), clips)
     for fold in FOLDS:
         every = ov.budget_clips(clips, fold, None, "validation-fold")
         assert ov.ssl_split(every).record.digest == ssl.split(fold).record.digest
         for budget in (every, ov.budget_clips(clips, fold, 2)):
-            pool = ssl.pool_of(ov.ssl_split(budget))
+            split = ov.ssl_split(budget)
+            assert ids(split.train) == ids(budget.labelled)  # the probe holds out its own share, the kNN reads all
+            pool = ssl.pool_of(split)
             assert ids(pool) == ids(budget.labelled) | ids(budget.unlabelled)
-            assert not ids(pool) & ids(budget.test)
+            assert not ids(pool) & ids(budget.test) and (pool.targets < 0).all()
 
 
 def test_the_knn_line_reads_the_knn_metric_of_the_same_run():
@@ -143,12 +141,10 @@ def test_npid_is_skipped_with_fewer_training_clips_than_a_batch(clips):
     assert skip("scratch", recipe, every) is None
 
 
-def test_npids_unlabelled_pretraining_never_reads_the_test_fold(clips):
-    from esclib.experiments.npid import NPIDPretraining
-
-    pretraining = _bare(NPIDPretraining, datasets={clips.name: clips})
+def test_npids_unlabelled_pretraining_never_reads_the_test_fold(clips, tmp_path):
+    npid = ov.FAMILIES["npid"].experiment(ov.Overview(ResultsStore(tmp_path)), clips)
     for budget in budgets(clips):
-        pool = pretraining.split("npid", clips.name, budget.fold)
+        pool = npid.pretraining_split(ov.METHODS["npid"].arm, ov.npid_split(budget))
         assert ids(pool.test) == ids(budget.test)
         assert not ids(pool.train) & ids(budget.test)
         assert not set(pool.train.table["source"]) & set(budget.test.table["source"])
@@ -211,6 +207,7 @@ def test_a_rerun_reuses_every_run_and_trains_nothing(clips, tmp_path, monkeypatc
                        lambda *a: (0, 0))
     monkeypatch.setitem(ov.FAMILIES, "toy", family)
     monkeypatch.setitem(ov.METHODS, "toy", ov.Method("toy", "toy", "centroid"))
+    monkeypatch.setitem(ov.METHODS, "toy-n", ov.Method("toy-n", "toy", "centroid", metric="n_train"))
     store = ResultsStore(tmp_path / "results")
 
     def run():
@@ -224,6 +221,11 @@ def test_a_rerun_reuses_every_run_and_trains_nothing(clips, tmp_path, monkeypatc
     second = run()
     assert CountingExperiment.trainings == 6 and all(r["reused"] for r in second)
     assert [r["id"] for r in first] == [r["id"] for r in second]
+    overview = ov.Overview(store, progress=False)
+    overview.chapter_params = lambda chapter: {}
+    other_metric = overview.run({"toy": clips}, ["toy-n"], {"toy": (1, 2)}, (1, 2))
+    assert CountingExperiment.trainings == 6 and all(r["reused"] for r in other_metric)
+    assert [r["metrics"]["accuracy"] for r in other_metric] == [r["metrics"]["n_train"] for r in first]
     frame = ov.run_frame(second)
     assert frame.loc[frame["budget"] == "all", "clips_per_class"].iloc[0] == pytest.approx(
         len(fold_split(clips, 1).train) / clips.num_classes)
