@@ -123,17 +123,18 @@ def knn_predict(
     train_y: np.ndarray | list,
     test_emb: np.ndarray,
     *,
-    k: int = 5,
-    temperature: float | None = 0.07,
+    k: int,
+    temperature: float | None,
     n_classes: int | None = None,
     chunk: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """kNN class votes on cosine similarity, NPID style (Wu et al. 2018; lemniscate.pytorch ``kNN``).
 
     Each test embedding's ``k`` most cosine-similar training embeddings vote for their class with weight
-    ``exp(sim / temperature)`` (NPID: temperature = the NCE temperature), or with weight 1 when ``temperature`` is
-    None (plain majority vote). Returns ``(predictions, votes)``, votes of shape (n_test, n_classes); ties go to the
-    lowest class index.
+    ``exp(sim / temperature)``, or with weight 1 when ``temperature`` is None (plain majority vote). Both are
+    required: NPID weights by its NCE temperature (lemniscate 0.07, study 004 0.4) with K = 200, study 004 uses
+    K = 5. Returns ``(predictions, votes)``, votes of shape (n_test, n_classes); ties go to the lowest class index.
+    Chapters 01 (embedding kNN exercise) and 04 (Notebook: 04_npid).
     """
     train_y = _labels(train_y, "train_y")
     train = _unit(train_emb, "train_emb")
@@ -163,10 +164,12 @@ def knn_accuracy(
     train_y: np.ndarray | list,
     test_emb: np.ndarray,
     test_y: np.ndarray | list,
-    k: int = 5,
-    temperature: float | None = 0.07,
+    *,
+    k: int,
+    temperature: float | None,
 ) -> float:
-    """Accuracy of :func:`knn_predict` on ``test_y`` (study 004: weighted kNN, K = 5; NPID: K = 200)."""
+    """Accuracy of :func:`knn_predict` on ``test_y`` (study 004: weighted kNN, K = 5, T = 0.4; NPID: K = 200,
+    T = its NCE temperature; ``temperature=None``: majority vote)."""
     test_y = _labels(test_y, "test_y")
     n_classes = int(max(np.max(train_y), test_y.max(initial=0))) + 1
     predictions, _ = knn_predict(train_emb, train_y, test_emb, k=k, temperature=temperature, n_classes=n_classes)

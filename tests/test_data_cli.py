@@ -2,6 +2,7 @@
 problem; the download error offline; the synth hook."""
 
 import argparse
+import hashlib
 import socket
 from dataclasses import replace
 
@@ -61,9 +62,10 @@ def test_verify_names_every_broken_file_and_exits_1(us8k_tree, capsys):
         assert any(name in line and reason in line for line in out.splitlines()), name
 
 
-def test_verify_without_a_dataset_exits_1_and_says_how_to_get_it(tmp_path, capsys):
-    assert esc(["data", "verify", "esc50", "--root", str(tmp_path)]) == 1
-    assert "esc data download esc50" in capsys.readouterr().out
+def test_verify_without_a_dataset_exits_2_and_says_how_to_get_it(tmp_path, capsys):
+    assert esc(["data", "verify", "esc50", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: esc50: metadata file meta/esc50.csv not found") and "esc data download esc50" in err
 
 
 def test_download_offline_exits_1_with_the_manual_instructions(tmp_path, monkeypatch, capsys):
@@ -76,6 +78,24 @@ def test_download_offline_exits_1_with_the_manual_instructions(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert remote.url in err and str(tmp_path / "UrbanSound8K.tar.gz") in err
     assert "zenodo.org/record/1203745" in err and "metadata/UrbanSound8K.csv" in err
+
+
+def test_download_keeps_a_hand_placed_archive_with_the_wrong_md5(tmp_path, monkeypatch, capsys):
+    remote = Remote("http://127.0.0.1:9/UrbanSound8K.tar.gz", "UrbanSound8K.tar.gz", "9aa69802bbf37fb986f71ec1483a196e")
+    monkeypatch.setitem(registry.SPECS, "us8k", replace(registry.SPECS["us8k"], remotes=lambda: [remote]))
+    (tmp_path / "UrbanSound8K.tar.gz").write_bytes(b"not the archive")
+    assert esc(["data", "download", "us8k", "--root", str(tmp_path)]) == 1
+    aside = tmp_path / f"UrbanSound8K.tar.gz.md5-mismatch-{hashlib.md5(b'not the archive').hexdigest()}"
+    assert aside.read_bytes() == b"not the archive"
+    err = capsys.readouterr().err
+    assert f"expected {remote.md5}" in err and f"kept as {aside}" in err
+
+
+def test_download_refuses_a_root_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert esc(["data", "download", "us8k", "--root", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == f"error: --root {tmp_path / 'file'} is a file; expected the dataset folder " \
+                                      f"(created if absent)\n"
 
 
 def test_synth_calls_the_generator_lazily(tmp_path, monkeypatch, capsys):

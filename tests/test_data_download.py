@@ -92,12 +92,51 @@ def test_a_complete_part_file_is_finished_after_a_416(server, tmp_path):
     assert server.requests[-1][1] == f"bytes={len(PAYLOAD)}-"
 
 
-def test_a_wrong_checksum_deletes_the_file_and_says_so(server, tmp_path):
+def test_a_downloaded_file_with_the_wrong_md5_is_kept_aside(server, tmp_path):
     server.files["/data.bin"] = PAYLOAD
     remote = Remote(f"{server.url}/data.bin", "data.bin", "0" * 32)
-    with pytest.raises(DownloadError, match="has md5 .* expected 0{32}"):
+    with pytest.raises(DownloadError) as err:
         fetch(remote, tmp_path, progress=False)
+    aside = tmp_path / f"data.bin.md5-mismatch-{hashlib.md5(PAYLOAD).hexdigest()}"
+    assert aside.read_bytes() == PAYLOAD
     assert not (tmp_path / "data.bin").exists() and not (tmp_path / "data.bin.part").exists()
+    message = str(err.value)
+    assert f"has md5 {hashlib.md5(PAYLOAD).hexdigest()}, expected {'0' * 32}" in message
+    assert f"it was kept as {aside}" in message
+
+
+@pytest.mark.parametrize("kind", ["md5", "size"])
+def test_a_hand_placed_archive_that_fails_the_check_is_renamed_aside_not_deleted(server, tmp_path, kind):
+    remote = _remote(server)
+    placed = b"a copy from somewhere else" if kind == "md5" else PAYLOAD[:-1]
+    (tmp_path / "data.bin").write_bytes(placed)
+    if kind == "md5":
+        remote = replace(remote, size=None)
+    with pytest.raises(DownloadError) as err:
+        fetch(remote, tmp_path, progress=False)
+    digest = hashlib.md5(placed).hexdigest()
+    aside = tmp_path / f"data.bin.{kind}-mismatch-{digest}"
+    assert aside.read_bytes() == placed and not (tmp_path / "data.bin").exists()
+    assert server.requests == []  # the placed file is checked before anything is downloaded
+    message = str(err.value)
+    expected = f"has md5 {digest}, expected {remote.md5}" if kind == "md5" else \
+        f"holds {len(placed):,} bytes, expected {len(PAYLOAD):,}"
+    assert message.startswith(f"{tmp_path / 'data.bin'} {expected}") and f"it was kept as {aside}" in message
+    assert fetch(remote, tmp_path, progress=False).read_bytes() == PAYLOAD  # the next run downloads afresh
+    assert aside.read_bytes() == placed
+
+
+def test_a_resumed_partial_download_still_works_beside_a_file_kept_aside(server, tmp_path):
+    remote = _remote(server)
+    (tmp_path / "data.bin").write_bytes(b"wrong")
+    with pytest.raises(DownloadError, match="kept as"):
+        fetch(remote, tmp_path, progress=False)
+    server.cut = 400_000
+    with pytest.raises(DownloadError, match="run the command again to resume"):
+        fetch(remote, tmp_path, progress=False)
+    assert fetch(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/data.bin", "bytes=400000-")
+    assert (tmp_path / f"data.bin.size-mismatch-{hashlib.md5(b'wrong').hexdigest()}").read_bytes() == b"wrong"
 
 
 def test_offline_error_says_what_to_download_and_where(tmp_path):

@@ -84,6 +84,8 @@ def test_weighted_knn_hand_computed():
 def test_knn_checks_its_arguments():
     x, y = np.eye(3), np.array([0, 1, 2])
     with pytest.raises(ValueError, match="k must be in"):
-        knn_predict(x, y, x, k=4)
+        knn_predict(x, y, x, k=4, temperature=0.4)
     with pytest.raises(ValueError, match="dimension"):
-        knn_predict(x, y, np.ones((1, 2)))
+        knn_predict(x, y, np.ones((1, 2)), k=1, temperature=0.4)
+    with pytest.raises(TypeError, match="temperature"):
+        knn_predict(x, y, x, k=1)  # no silent default temperature

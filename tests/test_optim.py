@@ -134,3 +134,30 @@ def test_fit_with_ranger_resumes_from_its_checkpoint(tmp_path):
     resumed = run(4, tmp_path / "b.pt")
     for a, b in zip(straight.parameters(), resumed.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_sgd_has_momentum_and_adam_passes_amsgrad_on():
+    p = _param((1.0,))
+    sgd = make_optimizer("sgd", [p], lr=0.1)
+    first, second = _steps(sgd, p, [[1.0], [1.0]])
+    # heavy ball, momentum 0.9: v1 = g, v2 = 0.9 v1 + g = 1.9 g
+    assert first.item() == pytest.approx(1.0 - 0.1) and second.item() == pytest.approx(1.0 - 0.1 - 0.19)
+    assert make_optimizer("adam", [_param()], lr=1e-3, amsgrad=True).param_groups[0]["amsgrad"] is True
+    assert make_optimizer("adam", [_param()], lr=1e-3).param_groups[0]["amsgrad"] is False
+
+
+def test_ranger_uses_wrights_lookahead_defaults():
+    opt = make_optimizer("ranger", [_param()], lr=1e-3)
+    assert (opt.k, opt.alpha) == (6, 0.5)
+    assert isinstance(opt.optimizer, torch.optim.RAdam) and opt.optimizer.defaults["eps"] == 1e-5
+
+
+def test_cosine_schedule_anneals_to_zero_over_the_given_epochs():
+    opt = make_optimizer("adam", [_param()], lr=0.1)
+    sched = cosine_schedule(opt, epochs=3)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.075, 0.025, 0.0], abs=1e-12)

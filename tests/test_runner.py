@@ -57,7 +57,7 @@ def test_resolve_fills_profile_defaults_and_parses():
 @pytest.mark.parametrize("given, message", [
     ({"bogus": 1, "x": 2}, r"unknown parameter\(s\) 'bogus' for notebook demo; valid parameters: profile, seed, "
                            r"device, x, rate, kind, folds, arms, shots"),
-    ({"arms": "a,d"}, r"parameter 'arms': expected one or more of \['a', 'b', 'c'\], got \['d'\]"),
+    ({"arms": "a,d"}, r"parameter 'arms': expected names from \['a', 'b', 'c'\], got \['d'\]"),
     ({"shots": "0"}, "parameter 'shots': expected positive integers"),
     ({"x": 0}, r"invalid value 0 for parameter 'x': expected an integer in \[1, 9\]"),
     ({"x": 2.5}, "parameter 'x': expected an integer"),
@@ -80,15 +80,72 @@ def test_folds_and_literals():
         [1e-4, [1, 2], None, True, "1-3", "/data/ESC-50", "esc50"]
 
 
+def test_an_empty_value_means_an_empty_list_not_the_default():
+    assert literal("") == "" and literal("  ") == ""
+    resolved = resolve(SPEC, "quick", arms=literal(""), shots=literal(""), folds=literal(""))
+    assert resolved["arms"] == () and resolved["shots"] == () and resolved["folds"] == ()
+    assert resolve(SPEC, "quick", arms="none")["arms"] == ()
+
+
 def test_data_chapter_spec_and_parameters_page():
     spec = get_spec("00_data")
     assert spec.experiment is None and "dataset" in spec.params and get_spec("99_missing") is None
     page = parameters_markdown([("00_data", spec), ("99_missing", None)])
-    assert "| `dataset` | `'esc50'` | `'esc50'` | `esc50`, `esc10`" in page
-    assert "| `examples` | `2` | `4` | an integer in [1, 20] | clips shown" in page
-    assert "| `seed` | `0` | `0` | an integer in [0, inf) |" in page
-    assert "| `device` | `None` | `None` | `cpu`, `cuda`, `cuda:N` or `mps` |" in page
+    assert "| `dataset` | input | `'esc50'` | `'esc50'` | `esc50`, `esc10`" in page
+    assert "| `examples` | view | `2` | `4` | an integer in [1, 20] | clips shown" in page
+    assert "| `seed` | run | `0` | `0` | an integer in [0, inf) |" in page
+    assert "| `device` | run | `None` | `None` | `cpu`, `cuda`, `cuda:N` or `mps` |" in page
     assert "No spec yet (`esclib/runner/specs/ch99_missing.py`)" in page
+
+
+def test_the_committed_parameters_page_is_what_the_specs_generate():
+    stems = toc_chapters(REPO / "_toc.yml")
+    generated = parameters_markdown([(stem, get_spec(stem)) for stem in stems])
+    assert (REPO / "book/parameters.md").read_text() == generated, (
+        "book/parameters.md drifted from the specs: regenerate it with `esc book --skip-run` (or "
+        "esclib.runner.book.write_parameters_page) and commit it")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("-p", "folds", "9"), "parameter 'folds': fold(s) [9] do not exist ('esc50' has folds 1..5)"),
+    (("-p", "few_shot_folds", "1,7"), "parameter 'few_shot_folds': fold(s) [7] do not exist"),
+    (("-p", "dataset", "esc10", "-p", "folds", "6-7"), "fold(s) [6, 7] do not exist ('esc10' has folds 1..5)"),
+    (("-p", "sample_rate", "32000"), "'sample_rate': the checkpoint 'mini' has a 16000 Hz frontend"),
+    (("--profile", "paper", "-p", "checkpoint", "Cnn14_16k"), "the checkpoint 'Cnn14_16k' has a 16000 Hz"),
+])
+def test_chapter_requests_the_data_cannot_serve_are_refused_before_papermill(project, capsys, argv, message):
+    assert esc("run", REPO / "notebooks/01_pann_transfer.ipynb", "--root", project, *argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (project / "book").exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_before_papermill(project, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert esc("run", REPO / "notebooks/03_cae.ipynb", "--root", project, "-p", "device", "cuda") == 2
+    assert "parameter 'device': device='cuda' needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_run_help_lists_the_chapter_parameters(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        esc("run", "03_cae", "--help")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "parameters of 03_cae" in out and "pretrain_epochs  [recipe]  quick: 15  paper: 50" in out
+    assert "examples  [view]" in out and "arms  [grid]" in out
+
+
+def test_a_second_run_of_the_same_copy_is_refused_while_the_first_holds_it(project):
+    from esclib.locks import file_lock
+    from esclib.runner.execute import execute
+
+    output = project / "book/chapters/demo.ipynb"
+    with file_lock(output.parent / ".locks" / "demo.ipynb.lock", what="test"):
+        execution = execute(NOTEBOOKS / "demo.ipynb", output, {"x": 1}, root=project, progress=False)
+    assert not execution.ok and "is locked by process" in execution.error
+    assert not output.exists() and not (output.parent / "failed").exists()
 
 
 def test_toc_lists_the_chapters_in_order():
@@ -120,7 +177,8 @@ def test_run_writes_a_post_processed_copy_and_its_results(project):
     assert RUN_INFO_TAG in nb.cells[1].metadata.tags and "wall time" in nb.cells[1].source
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.tags)
     assert "hide-input" in injected.metadata.tags and "x = 3" in injected.source
-    assert nb.metadata.esc["results"] == ["results/quick/demo/arm/x=3/result.json"]
+    [written] = nb.metadata.esc["results"]
+    assert written.startswith("results/quick/demo/arm/x=3-") and written.endswith("/result.json")
     shown = "".join(str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
     assert "Parameters (resolved for this profile)" in shown and "esc50" in shown
     assert repr(sys.executable) in shown  # the kernel is the Python running esc
@@ -148,7 +206,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_settings(project):
     assert esc(*sweep) == 0
     assert log.read_text().split() == ["1", "2", "2"]
     assert not (project / "book/chapters/sweeps/demo/failed/x=2.ipynb").exists()
-    assert sorted(p.name for p in (project / "results/quick/demo/arm").iterdir()) == ["x=1", "x=2"]
+    assert sorted(p.name.split("-")[0] for p in (project / "results/quick/demo/arm").iterdir()) == ["x=1", "x=2"]
 
 
 def test_book_refuses_to_build_when_a_chapter_fails(project):

@@ -18,6 +18,9 @@ from esclib.data.audio import CHECK_LEVELS
 def _download(args: argparse.Namespace) -> int:
     from esclib.data.download import DownloadError, download_dataset
 
+    if args.root is not None and args.root.exists() and not args.root.is_dir():
+        print(f"error: --root {args.root} is a file; expected the dataset folder (created if absent)", file=sys.stderr)
+        return 2
     try:
         root = download_dataset(args.name, args.root, keep_archives=args.keep_archives)
     except DownloadError as err:
@@ -31,6 +34,9 @@ def _verify(args: argparse.Namespace) -> int:
     from esclib.data.verify import verify_dataset
 
     report = verify_dataset(args.name, args.root, level=args.level)
+    if report.error is not None:
+        print(f"error: {report.error}", file=sys.stderr)
+        return 2
     print(report.format())
     return 0 if report.ok else 1
 
@@ -59,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
     download.set_defaults(func=_download)
 
-    check = commands.add_parser("verify", help="clips per fold and class, and every missing or unreadable file; "
-                                               "exit status 1 when there is a problem")
+    check = commands.add_parser("verify", help="clips per fold and class, every missing or unreadable file and "
+                                               "every file the dataset does not list; exit status 1 when there is "
+                                               "a problem, 2 when the dataset or its metadata cannot be read")
     check.add_argument("name", choices=registry.names())
     check.add_argument("--root", type=Path, default=None, help="dataset folder (default: under $ESCLIB_DATA)")
     check.add_argument("--level", choices=CHECK_LEVELS, default="decode",

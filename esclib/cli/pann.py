@@ -6,6 +6,9 @@
 ``tag`` prints the top K classes with their probabilities (sigmoid outputs, Kong et al. 2020). Class names come
 from the checkpoint's ``"labels"`` entry when it has one (checkpoints written by ``save_pann_checkpoint(...,
 labels=...)``, e.g. the ``quick`` mini model), else the AudioSet names for the released 527-class files.
+
+Exit status 2 for bad input (a missing or unreadable sound, a truncated, corrupt or mismatched checkpoint, a device
+this machine does not have), 1 when a released checkpoint cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -19,21 +22,27 @@ DEFAULT_CHECKPOINT = "Cnn14"
 def _tag(args: argparse.Namespace) -> int:
     import torch
 
-    from esclib.data.audio import AudioError, load_audio
+    from esclib.data.audio import AudioError, load_audio, probe
     from esclib.data.download import DownloadError
+    from esclib.device import DeviceError, resolve_device
     from esclib.models.panns import CheckpointError, FrontendMismatchError, load_pann
 
     if args.top < 1:
         print(f"error: --top must be at least 1, got {args.top}", file=sys.stderr)
         return 2
     try:
-        model = load_pann(args.checkpoint, device=args.device)
+        device = resolve_device(args.device, "--device")
+        probe(args.audio)  # a missing or unreadable sound is named before the checkpoint is loaded
+        model = load_pann(args.checkpoint, device=device)
         wave = load_audio(args.audio, model.frontend.sample_rate)
-    except (AudioError, CheckpointError, DownloadError, FileNotFoundError, FrontendMismatchError) as err:
+    except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except (AudioError, CheckpointError, DeviceError, FileNotFoundError, FrontendMismatchError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     with torch.no_grad():
-        scores = model(torch.from_numpy(wave)[None].to(args.device))["clipwise_output"][0].cpu()
+        scores = model(torch.from_numpy(wave)[None].to(device))["clipwise_output"][0].cpu()
     labels = model.labels or [f"class {i}" for i in range(model.classes_num)]
     top = torch.argsort(scores, descending=True)[: args.top]
     print(f"{args.audio} ({type(model).__name__}, {args.checkpoint}):")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from esclib.runner.editions import EDITIONS
 from esclib.runner.spec import PROFILES, parse_folds
 
 FORMATS = ("table", "csv", "json")
@@ -68,9 +69,18 @@ def _print_results(experiment: str | None, profile: str, fmt: str = "table") -> 
             print(table.to_string(index=False))
 
 
+def _profile(args: argparse.Namespace) -> str:
+    """The run's profile: ``--profile``, else ``paper`` for a smoke run and ``quick`` otherwise."""
+    smoke = getattr(args, "smoke", False)
+    profile = args.profile or ("paper" if smoke else "quick")
+    if smoke and profile != "paper":
+        raise ValueError("--smoke runs the paper profile's code path; use --profile paper (or leave it out)")
+    return profile
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``esc run``: validate, then execute one notebook or a sweep of it."""
-    from esclib.runner.execute import CHAPTERS_DIR, check_request, execute, find_notebook
+    from esclib.runner.execute import CHAPTERS_DIR, check_request, execute, find_notebook, smoke_environment
     from esclib.runner.specs import get_spec
     from esclib.runner.sweep import run_sweep
 
@@ -78,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     output = Path(args.output).resolve() if args.output else None
     root = _enter_root(args)
     try:
+        args.profile = _profile(args)
         source = find_notebook(notebook, root)
         params = _named_values(args.param, "-p")
         sweeps = _named_values(args.sweep, "--sweep", split=True)
@@ -90,9 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         overlap = sorted(set(params) & set(sweeps))
         if overlap:
             raise ValueError(f"parameter(s) {overlap} both set with -p and swept")
-        out_dir = output or root / CHAPTERS_DIR
+        out_dir = output or root / CHAPTERS_DIR / ("smoke" if args.smoke else "")
         if not sweeps:
-            check_request(source, args.profile, params)
+            with smoke_environment(args.smoke):
+                check_request(source, args.profile, params)
     except ValueError as err:
         return _error("run", str(err))
     progress = not args.no_progress
@@ -104,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _error("run", str(err))
     else:
         executions = [execute(source, out_dir / f"{source.stem}.ipynb", params, profile=args.profile, root=root,
-                              progress=progress, force=args.force)]
+                              progress=progress, force=args.force, smoke=args.smoke)]
     for e in executions:
         state = f"done in {e.seconds:.1f} s -> {e.output}" if e.ok else f"FAILED; copy kept out of the book: {e.output}"
         print(f"[esc] {source.stem} {state}")
@@ -116,14 +128,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if any(not e.ok for e in executions) else 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """``esc smoke``: the smoke run (:mod:`esclib.smoke`) of every chapter of the book (or of those named)."""
+    from esclib.runner.book import toc_chapters
+    from esclib.runner.execute import CHAPTERS_DIR, execute, find_notebook
+
+    root = _enter_root(args)
+    try:
+        stems = args.notebooks or toc_chapters(root / "_toc.yml")
+        sources = [find_notebook(stem, root) for stem in stems]
+    except ValueError as err:
+        return _error("smoke", str(err))
+    rows = []
+    for source in sources:
+        print(f"[esc] smoke run of {source.stem}")
+        execution = execute(source, root / CHAPTERS_DIR / "smoke" / f"{source.stem}.ipynb", {}, profile="paper",
+                            root=root, progress=not args.no_progress, force=args.force, smoke=True)
+        rows.append((source.stem, execution))
+        if not execution.ok:
+            print(execution.error, file=sys.stderr)
+    for stem, execution in rows:
+        print(f"[esc] smoke {stem}: {'passed' if execution.ok else 'FAILED'} in {execution.seconds:.1f} s")
+    print(f"[esc] smoke: {sum(e.ok for _, e in rows)} of {len(rows)} chapters passed in "
+          f"{sum(e.seconds for _, e in rows):.1f} s")
+    return 0 if all(e.ok for _, e in rows) else 1
+
+
 def cmd_book(args: argparse.Namespace) -> int:
     """``esc book``: execute every chapter and build the HTML strictly."""
     from esclib.runner.book import build_book
 
     toc = Path(args.toc).resolve() if args.toc else None
     root = _enter_root(args)
-    return build_book(root, profile=args.profile, skip_run=args.skip_run, toc=toc, progress=not args.no_progress,
-                      force=args.force)
+    return build_book(root, profile=args.profile or "quick", skip_run=args.skip_run, toc=toc,
+                      progress=not args.no_progress, force=args.force, edition=args.edition)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -133,15 +171,36 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.experiment is not None and args.experiment not in EXPERIMENTS:
         return _error("results", f"unknown experiment {args.experiment!r}; experiments: {', '.join(EXPERIMENTS)}")
     _enter_root(args)
-    _print_results(args.experiment, args.profile, args.format)
+    _print_results(args.experiment, args.profile or "quick", args.format)
     return 0
+
+
+class _ChapterHelp(argparse.Action):
+    """``-h`` / ``--help`` of ``esc run``: the command's help, then the named chapter's parameters."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from esclib.runner.spec import spec_help
+        from esclib.runner.specs import get_spec
+
+        parser.print_help()
+        notebook = getattr(namespace, "notebook", None)
+        spec = get_spec(Path(notebook).stem) if notebook else None
+        if spec is not None:
+            print("\n" + spec_help(spec))
+        elif notebook:
+            print(f"\n{notebook}: no chapter spec (esclib/runner/specs/ch{Path(notebook).stem}.py)")
+        parser.exit()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``book`` and ``results`` to the ``esc`` command."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--profile", choices=PROFILES, default="quick",
-                        help="quick: synthetic data, CPU, minutes; paper: the study's protocol (default: quick)")
+    common.add_argument("--profile", choices=PROFILES, default=None,
+                        help="quick: synthetic data, CPU, minutes; paper: the study's protocol (default: quick; "
+                             "paper with --smoke)")
     common.add_argument("--root", help="repository root (default: the folder holding _config.yml, found upwards)")
     execution = argparse.ArgumentParser(add_help=False)
     execution.add_argument("--force", action="store_true",
@@ -150,7 +209,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = subparsers.add_parser("run", parents=[common, execution], help="execute a chapter notebook with papermill",
                                 description="Execute notebooks/NOTEBOOK.ipynb into book/chapters/ (a sweep into "
-                                            "book/chapters/sweeps/NOTEBOOK/).")
+                                            "book/chapters/sweeps/NOTEBOOK/). `esc run NOTEBOOK --help` lists "
+                                            "the chapter's parameters.", add_help=False)
+    run.add_argument("-h", "--help", action=_ChapterHelp, help="show this help (and NOTEBOOK's parameters) and exit")
     run.add_argument("notebook", help="chapter stem (01_pann_transfer) or path of a notebook")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="set a parameter (value read as a Python literal, else text); repeatable")
@@ -158,13 +219,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--sweep", nargs=2, action="append", default=[], metavar=("NAME", "V1,V2"),
                      help="one run per value of parameter NAME; repeatable (runs every combination)")
     run.add_argument("--output", help="folder of the executed copies (default: book/chapters)")
+    run.add_argument("--smoke", action="store_true",
+                     help="a smoke run: the paper code path at full size on synthetic data in the real layout and "
+                          "random-weight checkpoints, one fold, a couple of steps per run (into book/chapters/smoke; "
+                          "its numbers mean nothing)")
     run.set_defaults(func=cmd_run)
+
+    smoke = subparsers.add_parser("smoke", parents=[execution], help="the smoke run of every chapter",
+                                  description="Run every chapter of _toc.yml (or those named) with `esc run --smoke`: "
+                                              "the paper code path, end to end, in minutes on a CPU.")
+    smoke.add_argument("notebooks", nargs="*", help="chapter stems (default: every chapter of the book)")
+    smoke.add_argument("--root", help="repository root (default: the folder holding _config.yml, found upwards)")
+    smoke.set_defaults(func=cmd_smoke)
 
     book = subparsers.add_parser("book", parents=[common, execution], help="execute every chapter, then build the HTML book",
                                  description="Execute every chapter of _toc.yml and build the book strictly "
                                              "(jupyter-book -W -n) into _build/html.")
     book.add_argument("--skip-run", action="store_true", help="build from the executed copies already there")
     book.add_argument("--toc", help="table of contents to build (default: _toc.yml)")
+    # editions (issue 15): the same executed chapters, with solutions (instructor) or without (student)
+    book.add_argument("--edition", choices=EDITIONS, default=EDITIONS[0],
+                      help="instructor: every solution, into _build/html (default); student: no solutions, into "
+                           "_build/student/html")
     book.set_defaults(func=cmd_book)
 
     results = subparsers.add_parser("results", parents=[common], help="print aggregated results",

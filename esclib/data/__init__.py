@@ -20,7 +20,7 @@ from esclib.data.registry import DataFileError, default_root, load, names
 from esclib.data.splits import FoldSplit, LeakError, check_no_leak, fold_split, labelled_subset, random_split
 from esclib.data.verify import verify_dataset
 
-_TORCH = ("WaveformDataset", "TwoViewDataset", "EpochSampler", "clip_loader")
+_TORCH = ("WaveformDataset", "TwoViewDataset", "EpochSampler", "array_loader", "clip_loader", "spectrogram_bank")
 
 __all__ = ["AudioError", "ClipSet", "DataFileError", "DownloadError", "FoldSplit", "LeakError", "cached_waveforms",
            "check_no_leak", "default_root", "download_dataset", "fix_length", "fold_split", "labelled_subset", "load",

@@ -32,7 +32,8 @@ CLIP_SECONDS = 10.0
 def load(root: str | Path) -> ClipSet:
     """The corpus under ``root`` as a multi-label ClipSet (extra columns ``labels``, ``start``, ``end``, ``subset``)."""
     root = Path(root).expanduser().resolve()
-    labels = read_metadata(root, CLASS_LABELS, ("index", "mid", "display_name"), "audioset-mini")
+    labels = read_metadata(root, CLASS_LABELS, ("index", "mid", "display_name"), "audioset-mini",
+                           integers=("index",))
     if labels["index"].tolist() != list(range(len(labels))):
         raise ValueError(f"{root / CLASS_LABELS}: column 'index' must be 0..{len(labels) - 1} in order")
     index_of = dict(zip(labels["mid"], labels["index"]))

@@ -2,7 +2,9 @@
 
 A file downloads to ``<name>.part``; an interrupted download resumes from there with an HTTP ``Range`` request (a
 server that ignores it sends the whole file again). The finished file's size and md5 are checked before it takes
-its final name; archives are then unpacked into the dataset folder and a ``.<archive>.done`` marker records it.
+its final name; a file that fails the check (a downloaded one, or one placed by hand) is kept, renamed to
+``<name>.md5-mismatch-<its md5>``, never deleted. Archives are then unpacked into the dataset folder and a
+``.<archive>.done`` marker records it.
 Without a network the error says which file to fetch by hand and where to put it.
 """
 
@@ -92,17 +94,23 @@ def fetch(remote: Remote, folder: str | Path, *, progress: bool = True, timeout:
 
 
 def _check(remote: Remote, path: Path, dest: Path) -> None:
-    """Raise (and delete ``path``) if its size or md5 differs from the remote's."""
+    """Raise if the size or md5 of ``path`` differs from the remote's, after moving the file aside (never deleted)
+    to ``<dest>.md5-mismatch-<its md5>`` (or ``.size-mismatch-``) so that the next run downloads afresh."""
     size = path.stat().st_size
-    problem = None
-    if remote.size is not None and size != remote.size:
-        problem = f"holds {size} bytes, expected {remote.size}"
-    elif remote.md5 is not None and (digest := md5sum(path)) != remote.md5.lower():
-        problem = f"has md5 {digest}, expected {remote.md5}"
-    if problem:
-        path.unlink()
-        raise DownloadError(f"{path} {problem} (source {remote.url}); it was deleted: run the command again to "
-                            f"download {dest.name} afresh")
+    wrong_size = remote.size is not None and size != remote.size
+    if not wrong_size and remote.md5 is None:
+        return
+    digest = md5sum(path)
+    if wrong_size:
+        kind, problem = "size", f"holds {size:,} bytes, expected {remote.size:,}"
+    elif digest != remote.md5.lower():
+        kind, problem = "md5", f"has md5 {digest}, expected {remote.md5}"
+    else:
+        return
+    aside = dest.with_name(f"{dest.name}.{kind}-mismatch-{digest}")
+    os.replace(path, aside)
+    raise DownloadError(f"{path} {problem} (source {remote.url}); it was kept as {aside} (delete it if it is a bad "
+                        f"copy): run the command again to download {dest.name} afresh")
 
 
 def unpack(archive: str | Path, folder: str | Path, strip: str | None = None) -> None:

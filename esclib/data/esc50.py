@@ -19,25 +19,26 @@ import numpy as np
 import pandas as pd
 
 from esclib.data.clips import ClipSet
-from esclib.data.metadata import class_names, clip_table, read_metadata
+from esclib.data.metadata import bad_cells, class_names, clip_table, read_metadata
 
 METADATA = Path("meta") / "esc50.csv"
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 N_FOLDS = 5
+N_CLASSES = 50
 CLIP_SECONDS = 5.0
 
 
 def load(root: str | Path) -> ClipSet:
     """ESC-50 under ``root`` as a ClipSet (source = ``src_file``; extra columns ``esc10``, ``src_file``, ``take``)."""
     root = Path(root).expanduser().resolve()
-    meta = read_metadata(root, METADATA, COLUMNS, "esc50", n_folds=N_FOLDS)
+    meta = read_metadata(root, METADATA, COLUMNS, "esc50", n_folds=N_FOLDS, integers=("target",), key="filename")
     table = clip_table(
         clip_id=meta["filename"], path=[str(root / "audio" / f) for f in meta["filename"]], fold=meta["fold"],
         target=meta["target"], category=meta["category"], source=meta["src_file"].astype(str),
         extras=pd.DataFrame({"esc10": _flags(meta["esc10"], root / METADATA), "src_file": meta["src_file"],
                              "take": meta["take"].astype(str)}),
     )
-    classes = class_names(meta["target"], meta["category"], root / METADATA)
+    classes = class_names(meta["target"], meta["category"], root / METADATA, N_CLASSES)
     return ClipSet("esc50", root, classes, N_FOLDS, CLIP_SECONDS, table)
 
 
@@ -55,6 +56,5 @@ def _flags(values: pd.Series, path: Path) -> np.ndarray:
     text = values.astype(str).str.strip().str.lower()
     unknown = ~text.isin(["true", "false"])
     if unknown.any():
-        raise ValueError(f"{path}: column 'esc10' must be True or False; row {np.flatnonzero(unknown)[0] + 2} "
-                         f"holds {values[unknown].iloc[0]!r}")
+        raise bad_cells(path, "esc10", unknown, values, "True or False")
     return (text == "true").to_numpy()

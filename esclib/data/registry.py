@@ -58,6 +58,8 @@ class DatasetSpec:
     manual: str
     #: the official download's files (may query the network); None when there is nothing to download
     remotes: Callable[[], list[Remote]] | None
+    #: official folds (0: none)
+    n_folds: int = 0
 
 
 def _soundata_remote(module: str, strip: str) -> Callable[[], list[Remote]]:
@@ -86,15 +88,15 @@ _ESC50_MANUAL = ("download https://github.com/karolpiczak/ESC-50/archive/master.
                  "{root}/meta/esc50.csv and {root}/audio/*.wav exist")
 SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec("esc50", "ESC-50 (Piczak 2015)", "ESC-50", esc50.load, "https://github.com/karolpiczak/ESC-50",
-                "CC BY-NC 3.0", "about 600 MB", _ESC50_MANUAL, _soundata_remote("esc50", "ESC-50-master")),
+                "CC BY-NC 3.0", "about 600 MB", _ESC50_MANUAL, _soundata_remote("esc50", "ESC-50-master"), 5),
     DatasetSpec("esc10", "ESC-10, the 10-class subset of ESC-50", "ESC-50", esc50.load_esc10,
                 "https://github.com/karolpiczak/ESC-50", "CC BY-NC 3.0 (ESC-10 clips: CC BY)", "about 600 MB",
-                _ESC50_MANUAL, _soundata_remote("esc50", "ESC-50-master")),
+                _ESC50_MANUAL, _soundata_remote("esc50", "ESC-50-master"), 5),
     DatasetSpec("us8k", "UrbanSound8K (Salamon, Jacoby, Bello 2014)", "UrbanSound8K", us8k.load,
                 "https://urbansounddataset.weebly.com/urbansound8k.html", "CC BY-NC", "about 6 GB",
                 "download UrbanSound8K.tar.gz from https://zenodo.org/record/1203745 and unpack it so that "
                 "{root}/metadata/UrbanSound8K.csv and {root}/audio/fold1..fold10/*.wav exist",
-                _soundata_remote("urbansound8k", "UrbanSound8K")),
+                _soundata_remote("urbansound8k", "UrbanSound8K"), 10),
     DatasetSpec("escus", "ESC-US, unlabelled (Piczak 2015)", "ESC-US", escus.load,
                 "https://doi.org/10.7910/DVN/YDEPUT", "CC BY-NC 3.0", "about 28 GB (25 parts)",
                 "download the 25 parts of ESC-US from https://doi.org/10.7910/DVN/YDEPUT (Harvard Dataverse) and "
@@ -105,7 +107,7 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                 "download scenes_stereo.zip from https://archive.org/details/dcase2013_scene_classification and "
                 "scenes_stereo_testset.zip from https://archive.org/details/dcase2013_scene_classification_testset "
                 "and unzip both into {root} so that {root}/scenes_stereo/*.wav and "
-                "{root}/scenes_stereo_testset/*.wav exist", _dcase2013_remotes),
+                "{root}/scenes_stereo_testset/*.wav exist", _dcase2013_remotes, 2),
     DatasetSpec("audioset-mini", "a small AudioSet-style corpus in the PANN layout", "audioset-mini", audioset.load,
                 "https://research.google.com/audioset/", "CC BY 4.0 (labels)", "-",
                 "generate it with `esc data synth audioset-mini --root {root}`, or place AudioSet clips in the PANN "

@@ -35,9 +35,11 @@ def _synth_version() -> str:
 def dataset_root(name: str, profile: str, data_root: str | Path | None = None, seed: int = 0) -> Path:
     """The folder holding dataset ``name`` for a chapter run.
 
-    ``data_root`` when given; else, in the ``paper`` profile, the real dataset under ``data_dir()``; else, in the
-    ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from ``seed``,
-    in a folder keyed by the seed and by a digest of the generator's code).
+    ``data_root`` when given; else, in the ``paper`` profile, the real dataset under ``data_dir()`` (in a smoke run,
+    :mod:`esclib.smoke`, its synthetic stand-in in the real layout at the real rate and length: size ``smoke``);
+    else, in the ``quick`` profile, the synthetic world for ``name`` (generated on first use, deterministically from
+    ``seed``, in a folder keyed by the seed and by a digest of the generator's code). Generating a world holds a
+    lock: a second process asking for it waits.
     """
     if name not in registry.names():
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(registry.names())}")
@@ -48,7 +50,10 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
         if not root.exists():
             raise FileNotFoundError(f"data_root {root} does not exist (dataset {name!r})")
         return root
-    if profile == "paper":
+    from esclib import smoke
+
+    size = "smoke" if profile == "paper" and smoke.active() else "quick"
+    if profile == "paper" and size != "smoke":
         root = registry.default_root(name)
         if not root.exists():
             raise FileNotFoundError(
@@ -60,12 +65,15 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
     if name not in _SYNTH:
         raise ValueError(f"no synthetic world stands in for {name!r}; run it with profile='paper' on the real data")
     from esclib.data import synth
+    from esclib.locks import file_lock
 
     synth_name = _SYNTH[name]
-    root = paths.data_dir() / f"synth-quick-seed{seed}-{_synth_version()}" / synth_name
+    root = paths.data_dir() / f"synth-{size}-seed{seed}-{_synth_version()}" / synth_name
     if not (root / ".complete").exists():
-        synth.generate(synth_name, root, size="quick", seed=seed)
-        (root / ".complete").touch()
+        with file_lock(root.parent / f".{synth_name}.lock", what=f"the synthetic world {root}"):
+            if not (root / ".complete").exists():
+                synth.generate(synth_name, root, size=size, seed=seed)
+                (root / ".complete").touch()
     return root
 
 

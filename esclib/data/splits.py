@@ -1,9 +1,10 @@
-"""Official folds, labelled subsets and the leak guard (PROTOCOLS section E).
+"""Official folds, labelled subsets and the leak guard (the book's appendix *Protocols and decisions*, book/protocols.md).
 
 - :func:`fold_split`: test fold k, validation fold k+1 (mod n), training = the other folds -- the 1:1:8 of study
   000 on UrbanSound8K, 1:1:3 on ESC-50/ESC-10. DCASE 2013's two folds give train/test without validation.
-- :func:`random_split`: the seeded random split of study 002 (seed 1337, 1280/320/400 on ESC-50), marked
-  ``kind="random"`` so that no table mistakes it for the official folds.
+- :func:`random_split`: the seeded random split of study 002 as its code made it (``np.random.seed(1337)``, a
+  shuffle of the file list; 1280/320/400 on ESC-50), marked ``kind="random"`` so that no table mistakes it for the
+  official folds.
 - :func:`labelled_subset`: class-balanced labelled clips drawn from the training folds only, by fraction (10 %,
   1 %) or by count per class (few-shot curves); the rest of the training folds is the unlabelled set.
 - :func:`check_no_leak`: raises if a training set holds a test clip or a clip cut from the same source recording
@@ -17,12 +18,13 @@ tables carry a ``split`` column (train / val / test), which :func:`assert_traina
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from esclib.data.clips import ClipSet
+from esclib.digest import digest
 
 #: column that split tables carry: which side of the split each clip is on
 SPLIT_COLUMN = "split"
@@ -57,6 +59,47 @@ class FoldSplit:
         return (f"{self.test.name}: {where}; train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
                 + (f", {len(self.excluded)} clips left out (source shared with a held-out fold)"
                    if self.excluded else ""))
+
+    def record(self, **parts: ClipSet) -> "SplitRecord":
+        """The :class:`SplitRecord` of this split: ``train``, ``val``, ``test`` plus ``parts`` (e.g. the
+        ``labelled`` / ``unlabelled`` cut of the training clips a run actually used)."""
+        return SplitRecord.of(self.test.name, self.kind, self.test_fold,
+                              **{"train": self.train, "val": self.val, "test": self.test, **parts})
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """The exact clips a run used, by role (``train``, ``val``, ``test``, ``labelled``, ``unlabelled``, ``pool``
+    ...), as clip ids in the order the run read them -- stored with every result (as USB persists its label
+    indices) so that a number can be traced to its clips and two runs can be checked to share a split.
+
+    ``digest`` depends on the dataset's name and the clip ids of every role, nothing else.
+    """
+
+    dataset: str
+    kind: str
+    fold: int | None
+    parts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, dataset: str, kind: str, fold: int | None = None, **parts: ClipSet) -> "SplitRecord":
+        """The record of ``parts`` (role -> ClipSet) of ``dataset``."""
+        return cls(dataset, kind, fold, {role: tuple(map(str, clips.table["clip_id"])) for role, clips in
+                                         parts.items()})
+
+    @property
+    def digest(self) -> str:
+        """Digest of the dataset name and the clip ids of every role."""
+        return digest({"dataset": self.dataset, "parts": dict(self.parts)}, 16)
+
+    def sizes(self) -> dict[str, int]:
+        """Clips per role."""
+        return {role: len(ids) for role, ids in self.parts.items()}
+
+    def to_json(self) -> dict:
+        """The record as JSON (what the results store writes to ``splits/<digest>.json``)."""
+        return {"digest": self.digest, "dataset": self.dataset, "kind": self.kind, "fold": self.fold,
+                "sizes": self.sizes(), "parts": {role: list(ids) for role, ids in self.parts.items()}}
 
 
 def _marked(clips: ClipSet, rows: np.ndarray, side: str) -> ClipSet:
@@ -93,21 +136,29 @@ def fold_split(clips: ClipSet, test_fold: int, val_fold: int | None = None) -> F
     return split
 
 
-def random_split(clips: ClipSet, sizes: Sequence[int | None], seed: int) -> FoldSplit:
-    """A seeded random split ``sizes = (train, val, test)`` (train None = all the rest), as in study 002.
+def random_split(clips: ClipSet, sizes: Sequence[int | None], seed: int,
+                 order: Sequence[int] | np.ndarray | None = None) -> FoldSplit:
+    """A seeded random split ``sizes = (train, val, test)`` (train None = all the rest), made as study 002's code
+    made it (its ``DataHandler``): ``np.random.seed(seed)``, then ``numpy.random.shuffle`` of the file list, then
+    the first ``test`` files to test, the next ``val`` to validation, then ``train`` to training.
 
-    The clips are shuffled with ``numpy.random.default_rng(seed)``; the first ``test`` go to test, the next
-    ``val`` to validation, then ``train`` (study 002's order). Clip-level, as the study did: sources may cross the
-    split, which is why the result is labelled ``kind="random"`` and never passes for an official-fold result.
+    ``order``: the rows of ``clips`` in the order of the file list before the shuffle (default: the row order);
+    the shuffle is numpy's legacy Mersenne-Twister one (``RandomState``), whose stream numpy keeps unchanged, so
+    the same list and seed give the study's split. Clip-level, as the study did: sources may cross the split, which
+    is why the result is labelled ``kind="random"`` and never passes for an official-fold result.
     """
     n_train, n_val, n_test = sizes
     n_train = len(clips) - n_val - n_test if n_train is None else n_train
     if min(n_train, n_val, n_test) < 0 or n_train + n_val + n_test > len(clips):
         raise ValueError(f"sizes (train, val, test) = {tuple(sizes)} do not fit the {len(clips)} clips of "
                          f"{clips.name}")
-    order = np.random.default_rng(seed).permutation(len(clips))
-    test, val = order[:n_test], order[n_test:n_test + n_val]
-    train = order[n_test + n_val:n_test + n_val + n_train]
+    files = np.arange(len(clips)) if order is None else np.asarray(order, dtype=int)
+    if sorted(files.tolist()) != list(range(len(clips))):
+        raise ValueError(f"order must list every row of {clips.name} (0..{len(clips) - 1}) once")
+    files = files.tolist()
+    np.random.RandomState(seed).shuffle(files)
+    test, val = files[:n_test], files[n_test:n_test + n_val]
+    train = files[n_test + n_val:n_test + n_val + n_train]
     return FoldSplit(_marked(clips, np.sort(train), "train"), _marked(clips, np.sort(val), "val"),
                      _marked(clips, np.sort(test), "test"), None, None, "random", (), seed)
 
@@ -170,3 +221,40 @@ def assert_trainable(clips: ClipSet) -> None:
         if not test.empty:
             raise LeakError(f"refusing to train on {len(test)} test clip(s) of {clips.name}: "
                             + ", ".join(test.iloc[:20]) + (" ..." if len(test) > 20 else ""))
+
+
+#: how a run picks its model (issue "methods as published"; Oliver et al. 2018): on the fully labelled validation fold,
+#: on a validation set drawn from the run's own label budget, or no selection (the last epoch of a fixed schedule)
+SELECTIONS: tuple[str, ...] = ("validation-fold", "budgeted", "last")
+
+#: share of each class's labelled clips held out for validation under ``selection="budgeted"``
+BUDGETED_SHARE = 0.2
+
+
+def selection_sets(selection: str, labelled: ClipSet, val_fold: ClipSet, *, seed: int = 0,
+                   share: float = BUDGETED_SHARE) -> tuple[ClipSet, ClipSet | None]:
+    """The clips a run trains on and the clips it selects its model on, under ``selection``:
+
+    - ``validation-fold``: all ``labelled`` clips; the whole labelled validation fold (the studies' practice: it
+      holds more labels than a few-label budget, which makes few-label results optimistic);
+    - ``budgeted``: the validation clips come out of the same budget -- ``share`` of each class's labelled clips
+      (rounded down, at least one where a class has two or more), class-balanced, drawn from ``seed``; a class with
+      one labelled clip keeps it for training. When no clip can be held out, there is no validation set (None);
+    - ``last``: all ``labelled`` clips and no validation set (None): the run keeps its last epoch.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+    if selection == "validation-fold":
+        return labelled, val_fold
+    if selection == "last":
+        return labelled, None
+    if not 0 < share < 1:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    held = np.zeros(len(labelled), dtype=bool)
+    for c in np.unique(labelled.targets):
+        rows = np.flatnonzero(labelled.targets == c)
+        n = max(1, int(share * rows.size)) if rows.size >= 2 else 0
+        held[rows[np.random.default_rng([seed, int(c), 7]).permutation(rows.size)[:n]]] = True
+    if not held.any():
+        return labelled, None
+    return labelled.subset(~held), _marked(labelled, held, "val")

@@ -13,6 +13,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
 
 from esclib.data.audio import fix_length
 from esclib.data.cache import cached_waveforms
@@ -66,11 +67,16 @@ class WaveformDataset(Dataset):
         if self.crop_samples is not None:
             wave = fix_length(wave, self.crop_samples, rng if self.train else None)
         tensor = torch.from_numpy(np.array(wave, dtype=np.float32))
-        if self.transform is None:
+        transform = self.transform_of(view)
+        if transform is None:
             return tensor
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2 ** 63)))
-            return self.transform(tensor)
+            return transform(tensor)
+
+    def transform_of(self, view: int) -> Transform | None:
+        """The transform that makes view ``view`` (here ``transform`` for every view)."""
+        return self.transform
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, int | torch.Tensor, int]:
         index, epoch = self._split_key(key)
@@ -91,14 +97,22 @@ class WaveformDataset(Dataset):
 
 
 class TwoViewDataset(WaveformDataset):
-    """Items ``(view1, view2, target, index)``: two independent random crops of a clip, each through
-    ``transform`` with its own random numbers (SimCLR-style positives, chapters 4-5)."""
+    """Items ``(view1, view2, target, index)``: two independent random crops of a clip, each through its view's
+    transform with its own random numbers (SimCLR-style positives, chapters 4-5). ``transform`` makes the first
+    view and ``transform1`` the second (default: ``transform``); with neither, both views are the clip itself (the
+    spectrogram-side augmentations of :class:`esclib.augment.views.ViewPolicy` then make them differ). A view is
+    made from its own clip only: no view of a clip leaves the rows this dataset is given."""
 
-    def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, transform: Transform,
-                 crop_samples: int | None = None, seed: int = 0, rows: Sequence[int] | np.ndarray | None = None
-                 ) -> None:
+    def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, transform: Transform | None = None,
+                 transform1: Transform | None = None, crop_samples: int | None = None, seed: int = 0,
+                 rows: Sequence[int] | np.ndarray | None = None) -> None:
         super().__init__(waves, targets, crop_samples=crop_samples, train=True, transform=transform, seed=seed,
                          rows=rows)
+        self.transform1 = transform if transform1 is None else transform1
+
+    def transform_of(self, view: int) -> Transform | None:
+        """``transform`` for view 0, ``transform1`` for view 1."""
+        return self.transform1 if view == 1 else self.transform
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, int]:
         index, epoch = self._split_key(key)
@@ -160,20 +174,70 @@ def clip_loader(clips: ClipSet, sample_rate: int, *, train: bool, batch_size: in
         assert_trainable(clips)
     source = clips if pool is None else pool
     waves = cached_waveforms(source, sample_rate, seconds, cache_dir=cache_dir, progress=progress)
-    rows = None if pool is None else _rows_in(clips, pool)
+    rows = None if pool is None else pool_rows(clips, pool)
     crop = None if crop_seconds is None else round(crop_seconds * sample_rate)
+    return _loader(waves, clips, rows, train=train, batch_size=batch_size, crop_samples=crop, transform=transform,
+                   seed=seed, num_workers=num_workers, drop_last=drop_last, views=views)
+
+
+def _loader(array: np.ndarray, clips: ClipSet, rows: np.ndarray | None, *, train: bool, batch_size: int,
+            crop_samples: int | None, transform: Transform | None, seed: int, num_workers: int,
+            drop_last: bool | None, views: int, transform1: Transform | None = None) -> DataLoader:
     if views == 2:
-        dataset = TwoViewDataset(waves, clip_targets(clips), transform=transform, crop_samples=crop, seed=seed,
-                                 rows=rows)
+        dataset = TwoViewDataset(array, clip_targets(clips), transform=transform, transform1=transform1,
+                                 crop_samples=crop_samples, seed=seed, rows=rows)
     else:
-        dataset = WaveformDataset(waves, clip_targets(clips), crop_samples=crop, train=train, transform=transform,
-                                  seed=seed, rows=rows)
+        dataset = WaveformDataset(array, clip_targets(clips), crop_samples=crop_samples, train=train,
+                                  transform=transform, seed=seed, rows=rows)
     return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), shuffle=train, seed=seed),
                       drop_last=train if drop_last is None else drop_last, num_workers=num_workers,
                       collate_fn=collate, pin_memory=torch.cuda.is_available())
 
 
-def _rows_in(clips: ClipSet, pool: ClipSet) -> np.ndarray:
+def array_loader(clips: ClipSet, pool: ClipSet, array: np.ndarray, *, train: bool, batch_size: int,
+                 views: int = 1, transforms: tuple[Transform | None, Transform | None] = (None, None), seed: int = 0,
+                 num_workers: int = 0, drop_last: bool | None = None) -> DataLoader:
+    """A DataLoader over the rows of ``array`` (one row per clip of ``pool``: waveforms, or spectrograms from
+    :func:`spectrogram_bank`) that belong to ``clips`` -- and only those: a fold split's training set never reads
+    a test or validation row. ``train`` shuffles each epoch, drops the last partial batch and refuses test clips;
+    ``views=2`` yields :class:`TwoViewDataset` items, view ``v`` through ``transforms[v]``. Notebook: 05_ssl."""
+    if views not in (1, 2):
+        raise ValueError(f"views must be 1 or 2, got {views}")
+    if len(array) != len(pool):
+        raise ValueError(f"array has {len(array)} rows but pool {pool.name} has {len(pool)} clips")
+    if train:
+        assert_trainable(clips)
+    return _loader(array, clips, pool_rows(clips, pool), train=train, batch_size=batch_size, crop_samples=None,
+                   transform=transforms[0], transform1=transforms[1], seed=seed, num_workers=num_workers,
+                   drop_last=drop_last, views=views)
+
+
+_BANKS: dict[tuple, np.ndarray] = {}
+
+
+def spectrogram_bank(pool: ClipSet, frontend: Callable[[torch.Tensor], torch.Tensor], sample_rate: int, *,
+                     seconds: float | None = None, batch_size: int = 64, device: str | torch.device = "cpu",
+                     cache_dir: str | None = None, progress: bool = True) -> np.ndarray:
+    """The ``frontend`` (e.g. a :class:`~esclib.features.logmel.LogMel`) of every clip of ``pool``, computed once
+    from the cached waveforms at ``sample_rate`` and kept in memory for the rest of the process: a float32 array
+    ``(len(pool), frames, bins)`` whose rows follow ``pool``. Training augments these spectrograms on the fly
+    (:class:`esclib.augment.views.ViewPolicy`). Notebook: 05_ssl."""
+    key = (pool.name, tuple(pool.paths), repr(frontend), sample_rate, seconds)
+    if key not in _BANKS:
+        waves = cached_waveforms(pool, sample_rate, seconds, cache_dir=cache_dir, progress=progress)
+        frontend = frontend.to(device) if isinstance(frontend, torch.nn.Module) else frontend
+        parts = []
+        with torch.no_grad():
+            for start in tqdm(range(0, len(waves), batch_size), desc="spectrograms", leave=False,
+                              disable=not progress):
+                batch = torch.from_numpy(np.array(waves[start:start + batch_size], dtype=np.float32)).to(device)
+                parts.append(frontend(batch).float().cpu().numpy())
+        _BANKS.clear()
+        _BANKS[key] = np.concatenate(parts)
+    return _BANKS[key]
+
+
+def pool_rows(clips: ClipSet, pool: ClipSet) -> np.ndarray:
     position = {path: row for row, path in enumerate(pool.paths)}
     missing = [p for p in clips.paths if p not in position]
     if missing:

@@ -21,18 +21,20 @@ from esclib.data.metadata import class_names, clip_table, read_metadata
 METADATA = Path("metadata") / "UrbanSound8K.csv"
 COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
 N_FOLDS = 10
+N_CLASSES = 10
 CLIP_SECONDS = 4.0
 
 
 def load(root: str | Path) -> ClipSet:
     """UrbanSound8K under ``root`` as a ClipSet (source = ``fsID``; extra columns ``fsID, start, end, salience``)."""
     root = Path(root).expanduser().resolve()
-    meta = read_metadata(root, METADATA, COLUMNS, "us8k", n_folds=N_FOLDS)
+    meta = read_metadata(root, METADATA, COLUMNS, "us8k", n_folds=N_FOLDS, integers=("classID", "fsID", "salience"),
+                         numbers=("start", "end"), key="slice_file_name")
     table = clip_table(
         clip_id=meta["slice_file_name"],
         path=[str(root / "audio" / f"fold{fold}" / name) for fold, name in zip(meta["fold"], meta["slice_file_name"])],
         fold=meta["fold"], target=meta["classID"], category=meta["class"], source=meta["fsID"].astype(str),
         extras=meta[["fsID", "start", "end", "salience"]],
     )
-    return ClipSet("us8k", root, class_names(meta["classID"], meta["class"], root / METADATA), N_FOLDS, CLIP_SECONDS,
-                   table)
+    classes = class_names(meta["classID"], meta["class"], root / METADATA, N_CLASSES)
+    return ClipSet("us8k", root, classes, N_FOLDS, CLIP_SECONDS, table)

@@ -1,76 +1,95 @@
-"""Chapter 3's experiment (study 002, Jensen & Pethick, DTU): CAE pre-training on ESC-US, fine-tuning on ESC-50.
+"""Chapter 03's experiment (study 002, Jensen & Pethick, DTU): CAE pre-training on ESC-US, fine-tuning on ESC-50.
 
-What the chapter runs, every step resumable:
+Notebook: 03_cae. Two experiments on the foundation of :mod:`esclib.experiments.base`:
 
-1. :func:`cae_inputs` -- the study's 1x28x36 log-mel (:class:`esclib.features.CAEInput`) of every clip, computed once
-   per clip set and cached on disk (one ``.npy`` per clip set and feature configuration).
-2. :meth:`CAEExperiment.pretrain` -- the autoencoder (:class:`esclib.models.cae.ConvAutoencoder`, unpooling or
-   upsampling decoder) trained on the ESC-US pool with the mean squared reconstruction error, Adam 1e-3, early
-   stopping on the validation loss (patience 5, at most 50 epochs; Sec. 4.2).
-3. :meth:`CAEExperiment.finetune` -- the classifier (:class:`esclib.models.cae.CAEClassifier`) from the pretrained
-   encoder (arms ``cae-unpool`` / ``cae-upsample``) or at random (arm ``supervised``), early stopping on the
-   validation accuracy (patience 5, at most 150 epochs), tested on the study's random split (seed 1337,
-   1,280 / 320 / 400) or an official ESC-50 fold, on all or a class-balanced fraction of the training clips.
+1. :class:`CAEPretraining` (results-store experiment ``cae_pretrain``, arms ``cae-unpool`` / ``cae-upsample``) --
+   the autoencoder (:class:`esclib.models.cae.ConvAutoencoder`, unpooling or upsampling decoder) trained on the
+   ESC-US pool with the mean squared reconstruction error, Adam, early stopping on the validation loss (patience 5,
+   at most 50 epochs; Sec. 4.2). Its weights are kept with the run (an artifact the classifiers load).
+2. :class:`CAEExperiment` (experiment ``cae``, arms ``supervised`` / ``cae-unpool`` / ``cae-upsample``) -- the
+   classifier (:class:`esclib.models.cae.CAEClassifier`) from the pre-trained encoder or at random, tested on the
+   study's random split or an official ESC-50 fold, on all or a class-balanced fraction of the training clips, its
+   model picked under ``selection`` (:data:`esclib.data.splits.SELECTIONS`): early stopping on the validation
+   accuracy (patience 5, at most 150 epochs) on the split's validation clips (``validation-fold``, the study) or on
+   clips held out of the label budget (``budgeted``), or a fixed schedule (``last``). A pre-trained arm's identity
+   includes the identity of the pre-training run it starts from.
 
-Each run goes into the results store (experiment ``cae``) and is skipped when it has finished before; training
-checkpoints live under ``esclib.paths.cache_dir()/checkpoints/cae``.
+The study's splits are made as its ``DataHandler`` made them (:func:`study_file_order`, :func:`evaluation_split`,
+:func:`pretraining_pool`). The inputs -- the study's 1x28x36 log-mel (:class:`esclib.features.CAEInput`) of every
+clip -- are computed once per clip set and feature configuration and cached
+(:func:`esclib.data.cache.cached_features`). Figures: :mod:`esclib.experiments.cae_figures`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
 
-from esclib import paths
-from esclib.data import audio
+from esclib.data.cache import cached_features
 from esclib.data.clips import ClipSet
-from esclib.data.splits import FoldSplit, assert_trainable, fold_split, labelled_subset, random_split
+from esclib.data.identity import dataset_identity
+from esclib.data.loaders import feature_loader
+from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, fold_split, labelled_subset, random_split,
+                                selection_sets)
+from esclib.experiments.base import Experiment, Recipe, RunContext, Split
 from esclib.features import CAEInput
 from esclib.metrics import classification_metrics
-from esclib.models.cae import CAEClassifier, ConvAutoencoder
-from esclib.results.store import ResultsStore
+from esclib.models.cae import CAEClassifier, CAEEncoder, ConvAutoencoder
 from esclib.results.studies import study_value
-from esclib.train import EarlyStopping, History, fit, predict
+from esclib.results.summary import Results, bootstrap_interval
+from esclib.train import EarlyStopping, predict
+from esclib.train.steps import reconstruction_loss, reconstruction_step
 
 EXPERIMENT = "cae"
+PRETRAIN_EXPERIMENT = "cae_pretrain"
 #: arms of the results store (``esclib.results.studies``) and the decoder each pre-trains with (None: no pre-training)
 ARM_DECODER: dict[str, str | None] = {"supervised": None, "cae-unpool": "unpool", "cae-upsample": "upsample"}
-#: the study's random split of ESC-50: seed and (train, val, test) fractions (1,280 / 320 / 400 of 2,000 clips)
+ARMS: tuple[str, ...] = tuple(ARM_DECODER)
+#: the seed of the study's ``DataHandler`` (``np.random.seed(1337)`` before it shuffles its file list)
 STUDY_SPLIT_SEED = 1337
-STUDY_SPLIT_FRACTIONS = (0.64, 0.16, 0.20)
-#: the study's ESC-US hold-out: 10,000 of its 50,000 clips for validation, 16 for test (Fig. 1)
-POOL_VAL_FRACTION = 0.2
+#: the study's ESC-US test clips (its Fig. 1); its validation clips are a fifth of the pool
 POOL_TEST_CLIPS = 16
-#: parameters that do not affect pre-training (left out of its run's identity)
-_CLASSIFIER_ONLY = ("finetune_epochs", "hidden", "hidden_activation", "dropout", "esc50_clips")
-#: bump when the cached features change meaning
-FEATURE_CACHE_VERSION = 1
+#: the study's architecture: encoder kernels (f)5c-2p-(f)3c-2p-(f)3c-2p, Dense(128), no dropout in its final runs
+KERNEL_SIZES = (5, 3, 3)
+HIDDEN = 128
+DROPOUT = 0.0
 
 
 # --------------------------------------------------------------------------------------------------- data
 def study_split_sizes(n_clips: int) -> tuple[int, int, int]:
-    """(train, val, test) sizes of the study's random split scaled to ``n_clips`` (1280/320/400 for 2,000)."""
-    n_val, n_test = round(STUDY_SPLIT_FRACTIONS[1] * n_clips), round(STUDY_SPLIT_FRACTIONS[2] * n_clips)
-    return n_clips - n_val - n_test, n_val, n_test
+    """(train, val, test) sizes of the study's random split of ``n_clips`` labelled clips, by its notebook's
+    arithmetic: test ``n // 5``, validation ``(n - test) // 5``, training the rest (1,280 / 320 / 400 of 2,000)."""
+    n_test = n_clips // 5
+    n_val = (n_clips - n_test) // 5
+    return n_clips - n_test - n_val, n_val, n_test
+
+
+def study_file_order(clips: ClipSet) -> np.ndarray:
+    """The rows of ``clips`` in the order of the study's file list before its shuffle.
+
+    Its ``DataHandler`` globbed one folder after the other: for ESC-50 the class folders of the dataset's first
+    layout in its list's order (``101 - Dog`` ... ``510 - Hand saw``, which is ESC-50's target order 0..49), for
+    ESC-US the folders ``01`` ... ``05``. Within a folder ``glob`` returns the files in the order the file system
+    lists them, which the study did not record: we take them sorted by name (the clip id; within one ESC-50 class,
+    today's names ``{fold}-{source}-{take}-{target}.wav`` sort as the first layout's ``{fold}-{source}-{take}.ogg``).
+    Labelled clips are ordered by (target, clip id), unlabelled ones (ESC-US, clip id ``01/...``) by clip id.
+    """
+    ids = clips.table["clip_id"].astype(str).to_numpy()
+    return np.lexsort((ids, clips.targets))
 
 
 def evaluation_split(clips: ClipSet, split: str, fold: int | None = None) -> FoldSplit:
-    """The study's random split (``split="random"``: seed 1337, sizes :func:`study_split_sizes`) or the official
-    folds (``split="folds"``: test ``fold``, validation the next fold, training the rest)."""
+    """The study's random split (``split="random"``: :func:`study_file_order`, ``np.random.seed(1337)``, a shuffle,
+    then test / validation / training of :func:`study_split_sizes`) or the official folds (``split="folds"``: test
+    ``fold``, validation the next fold, training the rest)."""
     if split == "random":
-        return random_split(clips, study_split_sizes(len(clips)), seed=STUDY_SPLIT_SEED)
+        return random_split(clips, study_split_sizes(len(clips)), seed=STUDY_SPLIT_SEED,
+                            order=study_file_order(clips))
     if split == "folds":
         if fold is None:
             raise ValueError("evaluation_split: split='folds' needs the test fold (fold=1..n_folds)")
@@ -79,73 +98,25 @@ def evaluation_split(clips: ClipSet, split: str, fold: int | None = None) -> Fol
 
 
 def pretraining_pool(escus: ClipSet, pool_size: int | None) -> FoldSplit:
-    """The first ``pool_size`` ESC-US clips in path order (all when None) -- with the real layout and 50,000 clips,
-    its folders 01-05, as the study -- split at random (seed 1337) into training, 20 % validation and 16 test clips
-    (the study's 50,000 = 39,984 + 10,000 + 16)."""
+    """The study's ESC-US pool: the first ``pool_size`` clips of :func:`study_file_order` (all when None; with the
+    real layout and 50,000 clips, its folders 01-05), shuffled as its ``DataHandler`` did (seed 1337): the first 16
+    to test, the next fifth of the pool to validation, the rest to training (39,984 + 10,000 + 16)."""
     if pool_size is not None and not 0 < pool_size <= len(escus):
         raise ValueError(f"pool_size={pool_size}, but {escus.name} at {escus.root} has {len(escus)} clips; expected "
                          f"1..{len(escus)} (or None for all)")
-    order = np.argsort(escus.table["path"].to_numpy(), kind="stable")[:pool_size]
-    pool = escus.subset(np.sort(order))
-    n_val = round(POOL_VAL_FRACTION * len(pool))
+    pool = escus.subset(study_file_order(escus)[:pool_size])
+    n_val = len(pool) // 5
     n_test = min(POOL_TEST_CLIPS, (len(pool) - n_val) // 4)
     return random_split(pool, (None, n_val, n_test), seed=STUDY_SPLIT_SEED)
 
 
-def _feature_key(clips: ClipSet, feature: CAEInput) -> str:
-    missing = audio.find_problems(clips.paths, "exists")
-    if missing:
-        raise audio.AudioError(missing[0].path, f"{missing[0].reason} ({len(missing)} of {clips.name} missing)")
-    files = [(path, (st := os.stat(path)).st_size, st.st_mtime_ns) for path in clips.paths]
-    payload = json.dumps({"version": FEATURE_CACHE_VERSION, "dataset": clips.name, "samples": feature.samples,
-                          "feature": repr(feature.logmel), "resampler": audio.RESAMPLER, "files": files})
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-
-class _Waves(Dataset):
-    """Each clip decoded, mono, at the feature's rate (the CAE input crops / pads it to its length)."""
-
-    def __init__(self, paths_: Sequence[str], sample_rate: int, samples: int):
-        self.paths, self.sample_rate, self.samples = list(paths_), sample_rate, samples
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        wave = audio.load_audio(self.paths[i], self.sample_rate)[: self.samples]
-        return torch.from_numpy(np.pad(wave, (0, self.samples - len(wave))))
-
-
-def cae_inputs(clips: ClipSet, feature: CAEInput | None = None, *, cache_dir: str | Path | None = None,
-               batch_size: int = 64, num_workers: int = 0, progress: bool = True) -> np.ndarray:
-    """The CAE input (``feature``, default the study's 1x28x36 :class:`CAEInput`) of every clip, as a read-only
-    ``(len(clips), 1, n_mels, frames)`` float32 memmap.
-
-    Computed once per clip set and feature configuration (deterministic) and cached in ``cache_dir`` (default
-    ``esclib.paths.cache_dir()/cae-inputs``) under a hash of the configuration and every file's path, size and
-    mtime. Clips are decoded one batch at a time, so 50,000 ESC-US clips never need a 44 GB waveform cache.
-    """
-    feature = feature or CAEInput()
-    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "cae-inputs"
-    target = folder / f"{clips.name}-{'x'.join(map(str, feature.shape))}-{_feature_key(clips, feature)}.npy"
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npy")
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(clips), *feature.shape))
-            waves = DataLoader(_Waves(clips.paths, feature.logmel.sample_rate, feature.samples),
-                               batch_size=batch_size, num_workers=num_workers)
-            row = 0
-            with torch.no_grad():
-                for batch in tqdm(waves, desc=f"CAE inputs of {clips.name}", unit="batch", disable=not progress):
-                    out[row:row + len(batch)] = feature(batch).numpy()
-                    row += len(batch)
-            out.flush()
-            del out
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return np.load(target, mmap_mode="r")
+def cae_inputs(clips: ClipSet, feature: CAEInput, *, progress: bool = True) -> np.ndarray:
+    """The CAE input (``feature``) of every clip, ``(len(clips), 1, n_mels, frames)`` float32, computed once per
+    clip set and feature configuration and cached on disk (:func:`esclib.data.cache.cached_features`)."""
+    return cached_features(clips, feature, sample_rate=feature.logmel.sample_rate, samples=feature.samples,
+                           shape=feature.shape, config={"feature": "CAEInput", "samples": feature.samples,
+                                                        "logmel": repr(feature.logmel)},
+                           name="cae-inputs", progress=progress)
 
 
 def rows_of(part: ClipSet, whole: ClipSet) -> np.ndarray:
@@ -158,294 +129,348 @@ def rows_of(part: ClipSet, whole: ClipSet) -> np.ndarray:
     return rows
 
 
-def feature_loader(x: np.ndarray, targets: np.ndarray | None = None, *, batch_size: int,
-                   shuffle: bool = False) -> DataLoader:
-    """Batches ``(x, target, index)`` of in-memory features (targets -1 when None). Shuffling draws from torch's
-    global generator, which :func:`esclib.train.fit` checkpoints, so a resumed run repeats the same order."""
-    y = np.full(len(x), -1) if targets is None else np.array(targets)
-    dataset = TensorDataset(torch.as_tensor(np.array(x, dtype=np.float32)), torch.as_tensor(y, dtype=torch.long),
-                            torch.arange(len(x)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
-
-
 # ----------------------------------------------------------------------------------------------- training
-def reconstruction_step(model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-    """One CAE training step for :func:`esclib.train.fit`: the mean squared error between ``model(x)`` and ``x``
-    (study 002, Sec. 2.2; the mean over every bin, as Keras' ``mse``)."""
-    x = batch[0]
-    loss = F.mse_loss(model(x), x)
-    return loss, {"loss": float(loss.detach())}
+@dataclass(frozen=True)
+class InputRecipe(Recipe):
+    """The study's input (Sec. 3; its code): a mel spectrogram of ``n_mels`` bands from an ``n_fft``-sample window
+    every ``hop_length`` samples of the 5-s clip at 44.1 kHz (28, 12288, 6144: 1 x 28 x 36)."""
 
+    n_mels: int
+    n_fft: int
+    hop_length: int
 
-@torch.no_grad()
-def reconstruction_loss(model: nn.Module, loader: Iterable, device: str | torch.device = "cpu") -> dict[str, float]:
-    """Mean squared reconstruction error over every bin of ``loader``'s clips, as ``{"val_loss": ...}`` (the
-    ``val_fn`` of pre-training)."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for batch in loader:
-        x = batch[0].to(device)
-        total += float(F.mse_loss(model(x), x, reduction="sum"))
-        count += x.numel()
-    model.train(was_training)
-    return {"val_loss": total / count}
+    @property
+    def feature(self) -> CAEInput:
+        """The :class:`~esclib.features.CAEInput` of this recipe."""
+        return CAEInput(n_mels=self.n_mels, n_fft=self.n_fft, hop_length=self.hop_length)
 
 
 @dataclass(frozen=True)
-class CAEHyper:
-    """The study's training recipe (Sec. 4; its code): Adam 1e-3, early stopping patience 5, at most 50 epochs of
-    pre-training and 150 of fine-tuning; encoder kernels (5, 3, 3); Dense(128) without activation, no dropout."""
+class PretrainRecipe(InputRecipe):
+    """CAE pre-training (Sec. 4.2; its code): Adam ``lr``, ``batch_size``, ``filters`` per convolution, at most
+    ``pretrain_epochs`` epochs with early stopping on the validation MSE after ``patience`` epochs without gain."""
 
-    lr: float = 1e-3
-    patience: int = 5
-    pretrain_epochs: int = 50
-    finetune_epochs: int = 150
-    kernel_sizes: tuple[int, ...] = (5, 3, 3)
-    hidden: int = 128
-    hidden_activation: str = "linear"
-    dropout: float = 0.0
+    lr: float
+    batch_size: int
+    filters: int
+    pretrain_epochs: int
+    patience: int
 
 
-@dataclass
-class Pretrained:
-    """A trained autoencoder and its per-epoch history (``epoch, loss, val_loss, lr``)."""
+@dataclass(frozen=True)
+class FinetuneRecipe(PretrainRecipe):
+    """Classifier training (Sec. 4.3; its code): the pre-training fields (the encoder it starts from), then at most
+    ``finetune_epochs`` epochs on ``labelled_fraction`` of the training clips (class-balanced), with
+    ``hidden_activation`` after Dense(128) (``linear`` as its code). ``selection`` says which clips pick the model
+    (:func:`esclib.data.splits.selection_sets`); with a validation set, training stops after ``patience`` epochs
+    without a gain in validation accuracy and keeps the best epoch's weights (``restore_best``) or, as the study's
+    code (Keras 2.1's ``EarlyStopping``), the weights of the epoch it stopped at."""
 
-    model: ConvAutoencoder
-    history: pd.DataFrame
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _seed(*parts: object) -> None:
-    """Seed torch from a run's identity: every run starts the same whatever ran before it."""
-    torch.manual_seed(int(_digest(*parts), 16) % 2**31)
-
-
-@dataclass
-class CAEExperiment:
-    """Study 002 on one ESC-50 clip set and one ESC-US pool (see the module docstring).
-
-    The CAE inputs of both are computed (or read from the cache) at construction. ``progress`` shows the feature
-    and run-grid progress bars, ``epoch_progress`` also each training's per-epoch bars and lines.
-    """
-
-    esc50: ClipSet
-    pool: FoldSplit
-    store: ResultsStore
-    feature: CAEInput = field(default_factory=CAEInput)
-    hyper: CAEHyper = field(default_factory=CAEHyper)
-    device: str | torch.device = "cpu"
-    seed: int = 0
-    progress: bool = True
-    epoch_progress: bool = False
-    cache_dir: Path | None = None
+    finetune_epochs: int
+    labelled_fraction: float
+    hidden_activation: str
+    selection: str
+    restore_best: bool
 
     def __post_init__(self) -> None:
-        self.device = torch.device(self.device)
-        self.pool_clips = ClipSet(self.pool.train.name, self.pool.train.root, (), 0, self.pool.train.clip_seconds,
-                                  pd.concat([self.pool.train.table, self.pool.val.table, self.pool.test.table],
-                                            ignore_index=True))
-        self.x_pool = cae_inputs(self.pool_clips, self.feature, cache_dir=self._cache("cae-inputs"),
-                                 progress=self.progress)
-        self.x_esc50 = cae_inputs(self.esc50, self.feature, cache_dir=self._cache("cae-inputs"),
-                                  progress=self.progress)
-        self._pretrained: dict[tuple, Pretrained] = {}
-
-    def _cache(self, name: str) -> Path:
-        return (self.cache_dir or paths.cache_dir()) / name
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"FinetuneRecipe: selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
 
     @property
-    def input_name(self) -> str:
-        """The input shape as a setting value, e.g. ``"1x28x36"``."""
-        return "x".join(map(str, self.feature.shape))
+    def pretraining(self) -> PretrainRecipe:
+        """The recipe of the autoencoder this classifier's encoder comes from."""
+        return PretrainRecipe(**{f: getattr(self, f) for f in PretrainRecipe.__dataclass_fields__})
 
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        """(mels, frames) of the inputs."""
-        return tuple(self.feature.shape[1:])
 
-    def _params(self, **extra: object) -> dict:
-        return {**asdict(self.hyper), "input_shape": list(self.feature.shape), "feature": repr(self.feature.logmel),
-                "escus_pool": len(self.pool_clips), "esc50_clips": len(self.esc50), **extra}
+class CAEPretraining(Experiment):
+    """Study 002's autoencoder pre-training on one ESC-US pool (see the module docstring)."""
 
-    def _checkpoint(self, arm: str, setting: dict, params: dict) -> Path:
-        data = (self.esc50.name, str(self.esc50.root), len(self.esc50), str(self.pool_clips.root))
-        return self._cache("checkpoints") / EXPERIMENT / f"{arm}-{_digest(arm, setting, params, data)}.pt"
+    name = PRETRAIN_EXPERIMENT
+    arms = ("cae-unpool", "cae-upsample")
+    artifacts = ("autoencoder.pt",)
+    version = 2
 
-    @staticmethod
-    def _x(part: ClipSet, whole: ClipSet, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x[rows_of(part, whole)])
+    def __init__(self, pool: FoldSplit, store, *, source: ClipSet | None = None, **kwargs: Any) -> None:
+        """``pool``: :func:`pretraining_pool`; ``source``: the clip set it was drawn from, whose inputs are computed
+        (once, cached) and indexed -- so that pools of several sizes share one feature cache (default: the pool)."""
+        super().__init__(store, **kwargs)
+        self.pool = pool
+        self.pool_clips = ClipSet(pool.train.name, pool.train.root, (), 0, pool.train.clip_seconds,
+                                  pd.concat([pool.train.table, pool.val.table, pool.test.table], ignore_index=True))
+        self.source = source if source is not None else self.pool_clips
+        self.split = Split({"train": pool.train, "val": pool.val, "test": pool.test}, kind="pool")
+        self._inputs_cache: dict[tuple, np.ndarray] = {}
 
-    def pool_inputs(self, side: str) -> np.ndarray:
+    def inputs(self) -> dict[str, Any]:
+        return {"escus": dataset_identity(self.pool_clips, progress=self.progress)}
+
+    def setting(self, arm: str, recipe: Recipe, split: Split) -> dict[str, Any]:
+        return {"dataset": "escus", "pool_size": len(self.pool_clips), "batch_size": recipe.batch_size,
+                "filters": recipe.filters}
+
+    def pool_inputs(self, recipe: InputRecipe, side: str) -> np.ndarray:
         """CAE inputs of the pool's ``train``, ``val`` or ``test`` clips."""
-        return self._x(getattr(self.pool, side), self.pool_clips, self.x_pool)
+        key = (recipe.n_mels, recipe.n_fft, recipe.hop_length)
+        if key not in self._inputs_cache:
+            self._inputs_cache[key] = cae_inputs(self.source, recipe.feature, progress=self.progress)
+        return np.asarray(self._inputs_cache[key][rows_of(getattr(self.pool, side), self.source)])
 
-    def pretrain(self, decoder: str, batch_size: int, filters: int) -> Pretrained:
-        """Train (or resume, or reload) the CAE with ``decoder`` on the ESC-US pool; records arm ``cae-<decoder>``
-        with ``stage="pretrain"`` in the store (metrics ``val_mse``, ``test_mse``, ``epochs``).
+    def train(self, ctx: RunContext, arm: str, recipe: PretrainRecipe, split: Split) -> dict[str, Any]:
+        model = ConvAutoencoder(recipe.feature.shape[0], recipe.filters, KERNEL_SIZES, ARM_DECODER[arm])
+        x_train, x_val = self.pool_inputs(recipe, "train"), self.pool_inputs(recipe, "val")
+        history = ctx.fit(model, feature_loader(x_train, batch_size=recipe.batch_size, shuffle=True),
+                          epochs=recipe.pretrain_epochs, optimizer=torch.optim.Adam(model.parameters(), lr=recipe.lr),
+                          step_fn=reconstruction_step,
+                          val_loader=feature_loader(x_val, batch_size=256), val_fn=reconstruction_loss,
+                          early_stopping=EarlyStopping(recipe.patience, "val_loss", "min"))
+        torch.save(model.state_dict(), ctx.artifact("autoencoder.pt"))
+        test = reconstruction_loss(model, feature_loader(self.pool_inputs(recipe, "test"), batch_size=256),
+                                   self.device)
+        return {"val_mse": history.best("val_loss")["val_loss"], "test_mse": test["val_loss"],
+                "val_mse_mean_image": mean_image_mse(x_train, x_val), "stopped_early": history.stopped_early}
 
-        The weights come from the run's checkpoint (kept: the classifiers and the figures need them); a store
-        opened with ``force`` (``esc run --force``) trains afresh."""
-        key = (decoder, batch_size, filters)
-        if key in self._pretrained:
-            return self._pretrained[key]
-        arm = f"cae-{decoder}"
-        setting = {"stage": "pretrain", "dataset": "escus", "pool_size": len(self.pool_clips), "input": self.input_name,
-                   "batch_size": batch_size, "filters": filters, "seed": self.seed}
-        params = {k: v for k, v in self._params().items() if k not in _CLASSIFIER_ONLY}
-        run = self.store.run(EXPERIMENT, arm, setting, params)
-        checkpoint = self._checkpoint(arm, setting, params)
-        if run.force:
-            checkpoint.unlink(missing_ok=True)
-        _seed(arm, setting)
-        model = ConvAutoencoder(self.feature.shape[0], filters, self.hyper.kernel_sizes, decoder)
-        history = fit(
-            model, feature_loader(self.pool_inputs("train"), batch_size=batch_size, shuffle=True),
-            epochs=self.hyper.pretrain_epochs, optimizer=torch.optim.Adam(model.parameters(), lr=self.hyper.lr),
-            step_fn=reconstruction_step, val_loader=feature_loader(self.pool_inputs("val"), batch_size=256),
-            val_fn=reconstruction_loss, device=self.device, checkpoint=checkpoint,
-            early_stopping=EarlyStopping(self.hyper.patience, "val_loss", "min"), progress=self.epoch_progress,
-            desc=f"pre-train {arm} b={batch_size} f={filters}",
-        )
-        if not run.done:
-            test = reconstruction_loss(model, feature_loader(self.pool_inputs("test"), batch_size=256), self.device)
-            _finish(run, history, {"val_mse": history.best("val_loss")["val_loss"], "test_mse": test["val_loss"]})
-        model.eval()
-        self._pretrained[key] = Pretrained(model, history.frame())
-        return self._pretrained[key]
+    def pretrained(self, arm: str, recipe: PretrainRecipe) -> tuple[ConvAutoencoder, dict]:
+        """The autoencoder of ``arm`` (trained, or reloaded from its run) in eval mode, and its run's result."""
+        result = self.run(arm, recipe, self.split)
+        model = ConvAutoencoder(recipe.feature.shape[0], recipe.filters, KERNEL_SIZES, ARM_DECODER[arm])
+        model.load_state_dict(torch.load(self.artifact(result, "autoencoder.pt"), map_location="cpu",
+                                         weights_only=True))
+        return model.eval(), result
 
-    def finetune(self, arm: str, split: str, batch_size: int, filters: int, *, fold: int | None = None,
-                 labelled_fraction: float = 1.0) -> dict:
-        """Train (or resume, or reuse) one classifier and test it; returns the run's setting and metrics as a flat
-        dict. ``labelled_fraction`` < 1 trains on a class-balanced subset of the training clips (seeded)."""
-        if arm not in ARM_DECODER:
-            raise ValueError(f"finetune: arm must be one of {list(ARM_DECODER)}, got {arm!r}")
-        setting = {"dataset": self.esc50.name, "split": split, **({"fold": fold} if split == "folds" else {}),
-                   "batch_size": batch_size, "filters": filters, "labelled_fraction": labelled_fraction,
-                   "input": self.input_name, **({"pool_size": len(self.pool_clips)} if ARM_DECODER[arm] else {}),
-                   "seed": self.seed}
-        run = self.store.run(EXPERIMENT, arm, setting, self._params())
-        if not run.done:
-            self._train_classifier(run)
-        return {"arm": arm, **setting, **run.metrics}
 
-    def _train_classifier(self, run) -> None:
-        arm, setting = run.arm, run.setting
-        split = evaluation_split(self.esc50, setting["split"], setting.get("fold"))
-        train = split.train
-        if setting["labelled_fraction"] < 1.0:
-            train, _ = labelled_subset(train, fraction=setting["labelled_fraction"], seed=self.seed)
-        assert_trainable(train)
-        assert_trainable(split.val)
-        decoder = ARM_DECODER[arm]
-        encoder = self.pretrain(decoder, setting["batch_size"], setting["filters"]).model if decoder else None
-        _seed(arm, setting)
-        model = CAEClassifier(self.input_hw, self.esc50.num_classes, in_channels=self.feature.shape[0],
-                              filters=setting["filters"], kernel_sizes=self.hyper.kernel_sizes,
-                              hidden=self.hyper.hidden, hidden_activation=self.hyper.hidden_activation,
-                              dropout=self.hyper.dropout)
-        if encoder is not None:
-            model.load_encoder(encoder)
-        loaders = {name: feature_loader(self._x(part, self.esc50, self.x_esc50), part.targets,
-                                        batch_size=setting["batch_size"] if name == "train" else 256,
-                                        shuffle=name == "train")
-                   for name, part in (("train", train), ("val", split.val), ("test", split.test))}
-        checkpoint = self._checkpoint(arm, setting, run.params)
-        history = fit(model, loaders["train"], epochs=self.hyper.finetune_epochs,
-                      optimizer=torch.optim.Adam(model.parameters(), lr=self.hyper.lr), loss_fn=F.cross_entropy,
-                      val_loader=loaders["val"], device=self.device, checkpoint=checkpoint,
-                      early_stopping=EarlyStopping(self.hyper.patience, "val_acc", "max"), progress=self.epoch_progress,
-                      desc=f"{arm} {setting['split']}{setting.get('fold', '')} b={setting['batch_size']}")
+def mean_image_mse(reference: np.ndarray, x: np.ndarray) -> float:
+    """The reconstruction error of the laziest 'autoencoder', which outputs the mean input of ``reference`` whatever
+    it is given: the MSE (over every bin) of that mean image on ``x`` -- the bar an autoencoder must clear."""
+    return float(((np.asarray(x, dtype=np.float64) - np.asarray(reference, dtype=np.float64).mean(0)) ** 2).mean())
+
+
+class CAEExperiment(Experiment):
+    """Study 002's classifiers on one ESC-50 clip set, their encoders from :class:`CAEPretraining`."""
+
+    name = EXPERIMENT
+    arms = ARMS
+    version = 2
+
+    def __init__(self, esc50: ClipSet, pretraining: CAEPretraining, store, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
+        self.esc50, self.pretraining = esc50, pretraining
+        self._inputs_cache: dict[tuple, np.ndarray] = {}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"esc50": dataset_identity(self.esc50, progress=self.progress)}
+
+    def run_inputs(self, arm: str, recipe: FinetuneRecipe, split: Split) -> dict[str, Any]:
+        if ARM_DECODER[arm] is None:
+            return {}
+        return {"encoder": self.pretraining.run(arm, recipe.pretraining, self.pretraining.split)["id"]}
+
+    def setting(self, arm: str, recipe: FinetuneRecipe, split: Split) -> dict[str, Any]:
+        return {"dataset": self.esc50.name, "split": "random" if split.kind == "random" else "folds",
+                **({"fold": split.fold} if split.fold is not None else {}), "batch_size": recipe.batch_size,
+                "filters": recipe.filters, "labelled_fraction": recipe.labelled_fraction,
+                "selection": recipe.selection}
+
+    def inputs_of(self, recipe: InputRecipe, part: ClipSet) -> np.ndarray:
+        """CAE inputs of the clips of ``part`` (computed once for the whole ESC-50 clip set)."""
+        key = (recipe.n_mels, recipe.n_fft, recipe.hop_length)
+        if key not in self._inputs_cache:
+            self._inputs_cache[key] = cae_inputs(self.esc50, recipe.feature, progress=self.progress)
+        return np.asarray(self._inputs_cache[key][rows_of(part, self.esc50)])
+
+    def split_of(self, kind: str, fold: int | None, labelled_fraction: float,
+                 selection: str = "validation-fold") -> Split:
+        """The run's clips: the study's random split or an official fold; its training clips cut to a class-balanced
+        ``labelled_fraction`` (nested across fractions for one seed); then the clips it trains on and those that
+        pick its model under ``selection`` (no ``val`` part under ``last``)."""
+        split = evaluation_split(self.esc50, kind, fold)
+        labelled = split.train
+        if labelled_fraction < 1.0:
+            labelled, _ = labelled_subset(labelled, fraction=labelled_fraction, seed=self.seed)
+        train, val = selection_sets(selection, labelled, split.val, seed=self.seed)
+        return Split({"train": train, **({"val": val} if val is not None else {}), "test": split.test}, split.kind,
+                     split.test_fold)
+
+    def classifier(self, arm: str, recipe: FinetuneRecipe) -> CAEClassifier:
+        """The classifier ``arm`` starts fine-tuning from: its encoder the pre-trained one of ``arm``'s decoder (same
+        recipe: input, batch size, filters), or random weights for ``supervised``."""
+        feature = recipe.feature
+        model = CAEClassifier(tuple(feature.shape[1:]), self.esc50.num_classes, in_channels=feature.shape[0],
+                              filters=recipe.filters, kernel_sizes=KERNEL_SIZES, hidden=HIDDEN,
+                              hidden_activation=recipe.hidden_activation, dropout=DROPOUT)
+        if ARM_DECODER[self.check_arm(arm)] is not None:
+            model.load_encoder(self.pretraining.pretrained(arm, recipe.pretraining)[0])
+        return model
+
+    def train(self, ctx: RunContext, arm: str, recipe: FinetuneRecipe, split: Split) -> dict[str, Any]:
+        roles = [role for role in ("train", "val") if role in split.parts]
+        for role in roles:
+            assert_trainable(split.parts[role])
+        model = self.classifier(arm, recipe)
+        loaders = {role: feature_loader(self.inputs_of(recipe, split.parts[role]), split.parts[role].targets,
+                                        batch_size=recipe.batch_size if role == "train" else 256,
+                                        shuffle=role == "train")
+                   for role in (*roles, "test")}
+        has_val = "val" in loaders
+        history = ctx.fit(model, loaders["train"], epochs=recipe.finetune_epochs,
+                          optimizer=torch.optim.Adam(model.parameters(), lr=recipe.lr), loss_fn=F.cross_entropy,
+                          val_loader=loaders.get("val"),
+                          early_stopping=EarlyStopping(recipe.patience, "val_acc", "max") if has_val else None,
+                          restore_best=recipe.restore_best)
         scores, targets = predict(model, loaders["test"], self.device)
         test = classification_metrics(targets, scores, self.esc50.num_classes)
-        best = history.best("val_acc", "max")
-        _finish(run, history, {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "auc": test.get("auc"),
-                               "val_acc": best["val_acc"], "best_epoch": best["epoch"],
-                               "n_train": len(train), "n_test": len(split.test)})
-        checkpoint.unlink(missing_ok=True)
+        best = history.best("val_acc", "max") if has_val else history.epochs[-1]
+        kept = best["epoch"] if has_val and recipe.restore_best else history.epochs[-1]["epoch"]
+        return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "auc": test.get("auc"),
+                "val_acc": best.get("val_acc"), "best_epoch": best["epoch"], "kept_epoch": kept,
+                "stopped_early": history.stopped_early, "n_train": len(split.train),
+                "n_val": len(split.val) if has_val else 0,
+                "n_labelled": len(split.train) + (len(split.val) if has_val and recipe.selection == "budgeted" else 0),
+                "n_test": len(split.test)}
 
     def splits(self, random: bool, folds: Sequence[int]) -> list[tuple[str, int | None]]:
         """The evaluation splits of a chapter run: the study's random split (if ``random``) and each official fold."""
         return [("random", None)] * bool(random) + [("folds", int(f)) for f in folds]
 
-    def run_grid(self, arms: Sequence[str], batch_sizes: Sequence[int], filters: Sequence[int],
-                 splits: Sequence[tuple[str, int | None]], labelled_fractions: Sequence[float] = (1.0,)
-                 ) -> pd.DataFrame:
-        """Every (arm, batch size, filters, split, labelled fraction) run, one row each (finished runs reused)."""
-        grid = [(a, b, f, s, k, p) for b in batch_sizes for f in filters for s, k in splits
-                for p in labelled_fractions for a in arms]
-        rows = [self.finetune(a, s, b, f, fold=k, labelled_fraction=p)
-                for a, b, f, s, k, p in tqdm(grid, desc="CAE runs", disable=not self.progress)]
-        return pd.DataFrame(rows)
-
-
-def _finish(run, history: History, metrics: dict) -> None:
-    """Write a run's per-epoch curves and final metrics (plus its epoch count) into the results store."""
-    for record in history.epochs:
-        run.log_epoch(**record)
-    run.finish({**metrics, "epochs": len(history.epochs), "stopped_early": history.stopped_early})
+    def run_grid(self, arms: Sequence[str], recipe: FinetuneRecipe, batch_sizes: Sequence[int],
+                 filters: Sequence[int], splits: Sequence[tuple[str, int | None]],
+                 labelled_fractions: Sequence[float] = (1.0,), selections: Sequence[str] | None = None,
+                 desc: str = "CAE runs") -> Results:
+        """Every (selection, batch size, filters, labelled fraction, split, arm) run (finished runs reused);
+        ``selections`` default to the recipe's."""
+        cells = [(arm, recipe.replace(batch_size=b, filters=f, labelled_fraction=p, selection=s),
+                  self.split_of(kind, fold, p, s))
+                 for s in (selections or (recipe.selection,)) for b in batch_sizes for f in filters
+                 for p in labelled_fractions for kind, fold in splits for arm in arms]
+        return self.grid(cells, desc=desc)
 
 
 # ------------------------------------------------------------------------------------------------- tables
-def accuracy_table(runs: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
-    """Mean, std and count of ``metric`` per (split, batch size, filters, labelled fraction, arm) over folds and
-    seeds, with the study's published number beside it (``study_value``, ``study_source``; NaN / "" if none)."""
-    keys = ["split", "batch_size", "filters", "labelled_fraction", "arm"]
-    table = runs.groupby(keys, sort=True)[metric].agg(["mean", "std", "count"]).reset_index()
-    found = [study_value(EXPERIMENT, row.arm, metric,
-                         {"dataset": "esc50", "split": row.split, "batch_size": row.batch_size,
-                          "labelled_fraction": row.labelled_fraction})
-             for row in table.itertuples()]
-    return table.assign(study_value=[v.value if v else np.nan for v in found],
-                        study_source=[v.study.source if v else "" for v in found])
+def unique_runs(*groups: Results) -> Results:
+    """The runs of several grids together, each run once (grids that share a cell return the same run twice)."""
+    seen: dict[str, dict] = {}
+    for group in groups:
+        for result in group:
+            seen.setdefault(result["id"], result)
+    return Results(seen.values())
 
 
-def wide_accuracy_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """:func:`accuracy_table` for reading: one row per setting, per arm our "mean ± std (runs)" and, where the
-    study published one, its number (columns ``study: <arm>``)."""
-    std = table["std"].map(lambda s: "" if pd.isna(s) else f" ± {s:.{digits}f}")
-    shown = table.assign(ours=[f"{m:.{digits}f}{d} ({n})" for m, d, n in zip(table["mean"], std, table["count"])],
-                         study=table["study_value"].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}"))
-    wide = shown.pivot(index=["split", "batch_size", "filters", "labelled_fraction"], columns="arm",
-                       values=["ours", "study"])
-    wide.columns = [arm if kind == "ours" else f"study: {arm}" for kind, arm in wide.columns]
-    return wide[[c for c in wide.columns if (wide[c].fillna("") != "").any()]].fillna("")
+#: what tells one configuration of a chapter run from another (the folds are its repeats)
+CONFIGURATION = ("selection", "filters", "batch_size", "labelled_fraction")
 
 
-def comparison_frame(runs: pd.DataFrame) -> pd.DataFrame:
+def paired_table(results: Results, a: str = "supervised", b: str = "cae-unpool",
+                 by: Sequence[str] = CONFIGURATION) -> pd.DataFrame:
+    """``b - a`` test accuracy per configuration (``by``): over the official folds as a paired difference with its
+    bootstrap interval (:meth:`Results.paired`; ``folds higher``: the folds on which ``b`` scored higher), and on
+    the study's random split as the single difference it gives (empty where the runs lack it). Configurations where
+    either arm has no run are left out."""
+    frame = results.frame()
+    columns = ["comparison", *by, "folds", "mean difference", "95% interval", "folds higher",
+               "inside the noise", "random split"]
+    if frame.empty or not {a, b} <= set(frame["arm"]):
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for values, group in frame.groupby(list(by), sort=True):
+        keys = dict(zip(by, values if isinstance(values, tuple) else (values,)))
+        if not {a, b} <= set(group["arm"]):
+            continue
+        row: dict[str, Any] = {"comparison": f"{b} − {a}", **keys}
+        folds = results.select(split="folds", **keys)
+        if {a, b} <= {r["arm"] for r in folds}:
+            row.update({("folds higher" if k == f"folds {b} higher" else k): v
+                        for k, v in folds.paired(a, b).row().items() if k not in ("comparison", "metric")})
+        single = group[group["split"] == "random"].set_index("arm")["accuracy"]
+        row["random split"] = round(float(single[b] - single[a]), 3) if {a, b} <= set(single.index) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def selection_table(results: Results, a: str = "supervised", b: str = "cae-unpool") -> pd.DataFrame:
+    """The effect of ``selection`` (issue "methods as published"; Oliver et al. 2018): per selection and labelled
+    fraction, each arm's test accuracy (mean ± sd over the official folds), the epoch whose weights were tested,
+    the clips that trained and that picked the model, and ``b - a`` with its bootstrap interval."""
+    frame = results.select(split="folds").frame()
+    if frame.empty:
+        return pd.DataFrame()
+    rows = []
+    for (selection, fraction), group in frame.groupby(["selection", "labelled_fraction"], sort=False):
+        row: dict[str, Any] = {"selection": selection, "labelled fraction": fraction,
+                               "labelled clips": round(group["n_labelled"].mean()),
+                               "training clips": round(group["n_train"].mean()),
+                               "clips picking the model": round(group["n_val"].mean())}
+        for arm in (a, b):
+            acc = group.loc[group["arm"] == arm, "accuracy"]
+            if len(acc):
+                row[f"{arm} accuracy"] = f"{acc.mean():.3f} ± {acc.std():.3f}" if len(acc) > 1 else f"{acc.mean():.3f}"
+        row["epoch kept (mean)"] = round(group["kept_epoch"].mean(), 1)
+        if {a, b} <= set(group["arm"]):
+            diff = results.select(split="folds", selection=selection, labelled_fraction=fraction).paired(a, b)
+            row[f"{b} − {a}"] = f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]"
+        rows.append(row)
+    order = {s: i for i, s in enumerate(SELECTIONS)}
+    return (pd.DataFrame(rows).sort_values(["labelled fraction", "selection"], key=lambda c: c.map(order)
+                                           if c.name == "selection" else c).reset_index(drop=True))
+
+
+def accuracy_table(results: Results) -> pd.DataFrame:
+    """Test accuracy per arm and configuration: mean ± sd over the official folds and the single run on the study's
+    random split side by side, with the study's published number for that setting and its protocol (Table 1:
+    one random split, no repetition) beside it."""
+    frame = results.frame()
+    if frame.empty:
+        return pd.DataFrame()
+    rows = []
+    for (arm, batch_size, filters, fraction), group in frame.groupby(["arm", "batch_size", "filters",
+                                                                     "labelled_fraction"], sort=False):
+        folds, single = group[group["split"] == "folds"]["accuracy"], group[group["split"] == "random"]["accuracy"]
+        published = study_value(EXPERIMENT, arm, "accuracy", {"dataset": "esc50", "split": "random",
+                                                             "batch_size": batch_size, "labelled_fraction": fraction})
+        rows.append({"arm": arm, "batch size": batch_size, "filters": filters, "labelled fraction": fraction,
+                     "official folds": (f"{folds.mean():.3f} ± {folds.std():.3f} ({len(folds)} folds)"
+                                        if len(folds) > 1 else (f"{folds.mean():.3f}" if len(folds) else "")),
+                     "random split": f"{single.iloc[0]:.3f}" if len(single) else "",
+                     "study 002": f"{published.value:.3f}" if published else "",
+                     "study's protocol": (f"{published.study.source}: {published.study.protocol}"
+                                          + (f"; {published.note}" if published.note else "")) if published else ""})
+    return pd.DataFrame(rows)
+
+
+def comparison_frame(results: Results) -> pd.DataFrame:
     """Our test accuracies (one row per run) and the study's Table 1 numbers for the same arms and batch sizes, in
     one long table with a ``source`` column, for a side-by-side figure."""
+    runs = results.frame()
+    if runs.empty:
+        return pd.DataFrame(columns=["arm", "batch_size", "accuracy", "source"])
     ours = runs.assign(source=runs["split"].map({"random": "this run: random split",
                                                  "folds": "this run: official folds"}))
     study = []
     for arm in runs["arm"].unique():
         for b in sorted(runs["batch_size"].unique()):
-            v = study_value(EXPERIMENT, arm, "accuracy", {"dataset": "esc50", "split": "random", "batch_size": b})
+            v = study_value(EXPERIMENT, arm, "accuracy", {"dataset": "esc50", "split": "random", "batch_size": b,
+                                                          "labelled_fraction": 1.0})
             if v is not None and "batch_size" in v.setting:
                 study.append({"arm": arm, "batch_size": b, "accuracy": v.value,
                               "source": "study 002: random split (Table 1)"})
     return pd.concat([ours[["arm", "batch_size", "accuracy", "source"]], pd.DataFrame(study)], ignore_index=True)
 
 
-def labelled_equivalent(curve: pd.DataFrame, pretrained: str = "cae-unpool",
+def labelled_equivalent(curve: Results | pd.DataFrame, pretrained: str = "cae-unpool",
                         scratch: str = "supervised") -> pd.DataFrame:
     """How many labelled clips the pre-training is worth: for each point of the ``pretrained`` arm's curve, the
     number of labelled clips at which the ``scratch`` arm's curve (linear between its measured points) first reaches
     the same accuracy; NaN when it never does within the measured range, and its fewest measured clips (an upper
     bound, said in ``note``) when it is already there.
 
-    ``curve`` has one row per run with ``arm``, ``labelled_fraction``, ``n_train`` and ``accuracy``; runs of one arm
-    and fraction (folds, seeds) are averaged first.
+    ``curve``: the runs (or one row per run with ``arm``, ``labelled_fraction``, ``n_labelled`` and ``accuracy``);
+    runs of one arm and fraction (folds, seeds) are averaged first.
     """
-    mean = curve.groupby(["arm", "labelled_fraction"])[["n_train", "accuracy"]].mean()
+    if isinstance(curve, Results):
+        curve = curve.frame()
+    mean = curve.groupby(["arm", "labelled_fraction"])[["n_labelled", "accuracy"]].mean()
     for arm in (pretrained, scratch):
         if arm not in mean.index.get_level_values("arm"):
             raise ValueError(f"labelled_equivalent: the curve has no runs of arm {arm!r}")
-    n_ref, acc_ref = mean.loc[scratch, "n_train"].to_numpy(), mean.loc[scratch, "accuracy"].to_numpy()
+    n_ref, acc_ref = mean.loc[scratch, "n_labelled"].to_numpy(), mean.loc[scratch, "accuracy"].to_numpy()
     rows = []
     for fraction, (n, acc) in mean.loc[pretrained].iterrows():
         needed, note = (n_ref[0], f"{scratch} is there at its fewest clips: an upper bound") \
@@ -458,7 +483,144 @@ def labelled_equivalent(curve: pd.DataFrame, pretrained: str = "cae-unpool",
     return pd.DataFrame(rows)
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# -------------------------------------------------------------------------------------------- diagnostics
+@torch.no_grad()
+def encoder_codes(encoder: CAEEncoder, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The flattened codes ``(N, f * h * w)`` of the inputs ``x`` (``(N, C, H, W)``) under ``encoder``."""
+    encoder.eval()
+    return np.concatenate([encoder(torch.as_tensor(np.asarray(x[i:i + batch_size], dtype=np.float32))).flatten(1)
+                           .numpy() for i in range(0, len(x), batch_size)])
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
+    """Test accuracy of a linear probe: standardised features, multinomial logistic regression (scikit-learn,
+    L2 penalty C = 1) fitted on the training features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(train_x.reshape(len(train_x), -1), train_y)
+    return float((probe.predict(test_x.reshape(len(test_x), -1)) == test_y).mean())
+
+
+def encoder_probe(experiment: CAEExperiment, recipe: FinetuneRecipe, arms: Sequence[str],
+                  splits: Sequence[tuple[str, int | None]], labelled_fractions: Sequence[float] = (1.0,)
+                  ) -> pd.DataFrame:
+    """What each encoder knows before fine-tuning: per split and labelled fraction, the test accuracy of a linear
+    probe (:func:`probe_accuracy`) on the frozen codes of each arm's starting encoder (pre-trained, or random for
+    ``supervised``, drawn from the chapter's seed) and, as a reference, on the input itself (``input``)."""
+    rows = []
+    with torch.random.fork_rng():
+        torch.manual_seed(experiment.seed)
+        encoders = {arm: experiment.classifier(arm, recipe).encoder for arm in arms}
+    for kind, fold in splits:
+        split = evaluation_split(experiment.esc50, kind, fold)
+        x_test, y_test = experiment.inputs_of(recipe, split.test), split.test.targets
+        for fraction in labelled_fractions:
+            train = split.train if fraction >= 1.0 else labelled_subset(split.train, fraction=fraction,
+                                                                         seed=experiment.seed)[0]
+            x_train, y_train = experiment.inputs_of(recipe, train), train.targets
+            where = {"split": kind, "fold": fold, "labelled_fraction": fraction}
+            rows.append({**where, "features": "input", "accuracy": probe_accuracy(x_train, y_train, x_test, y_test)})
+            for arm, encoder in encoders.items():
+                rows.append({**where, "features": f"{arm} encoder",
+                             "accuracy": probe_accuracy(encoder_codes(encoder, x_train), y_train,
+                                                        encoder_codes(encoder, x_test), y_test)})
+    return pd.DataFrame(rows)
+
+
+def probe_summary(probe: pd.DataFrame, reference: str = "supervised encoder") -> pd.DataFrame:
+    """:func:`encoder_probe` over the official folds: mean ± sd probe accuracy per features and labelled fraction,
+    and each features' paired difference from ``reference`` (the random encoder) with its bootstrap interval."""
+    folds = probe[probe["split"] == "folds"]
+    rows = []
+    for (fraction, features), group in folds.groupby(["labelled_fraction", "features"], sort=False):
+        ref = folds[(folds["labelled_fraction"] == fraction) & (folds["features"] == reference)]
+        diff = group.set_index("fold")["accuracy"] - ref.set_index("fold")["accuracy"]
+        low, high = bootstrap_interval(diff.to_numpy())
+        rows.append({"labelled fraction": fraction, "features": features,
+                     "probe accuracy": f"{group['accuracy'].mean():.3f} ± {group['accuracy'].std():.3f}",
+                     f"− {reference}": "" if features == reference else
+                     f"{diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]"})
+    return pd.DataFrame(rows)
+
+
+def probe_numbers(probe: pd.DataFrame, fraction: float = 1.0) -> dict[str, float | str]:
+    """The probe accuracies the prose quotes (official folds, ``fraction`` of the labels): ``probe_<features>``
+    (``input``, ``supervised``, ``cae-unpool``, ``cae-upsample``: mean over folds) and, for each pre-trained
+    encoder, how its code compares with the random encoder's, fold by fold with a bootstrap interval
+    (``probe_vs_<arm>``: ``better than`` / ``worse than`` / ``no better than``; NaN and ``not measured`` when
+    missing)."""
+    folds = probe[(probe["split"] == "folds") & (probe["labelled_fraction"] == fraction)]
+    by = folds.pivot_table(index="fold", columns="features", values="accuracy") if len(folds) else pd.DataFrame()
+    numbers: dict[str, float | str] = {}
+    for name in ("input", *ARMS):
+        column = name if name == "input" else f"{name} encoder"
+        numbers[f"probe_{name}"] = float(by[column].mean()) if column in by else float("nan")
+    for arm in ("cae-unpool", "cae-upsample"):
+        words = "not measured"
+        if {f"{arm} encoder", "supervised encoder"} <= set(by.columns):
+            low, high = bootstrap_interval((by[f"{arm} encoder"] - by["supervised encoder"]).to_numpy())
+            words = "better than" if low > 0 else "worse than" if high < 0 else "no better than"
+        numbers[f"probe_vs_{arm}"] = words
+    return numbers
+
+
+def code_scale(experiment: CAEExperiment, recipe: FinetuneRecipe, arms: Sequence[str]) -> pd.DataFrame:
+    """The size of the code each arm's starting encoder hands the fresh Dense(128) layer, over every ESC-50 clip:
+    its root mean square and its largest absolute value (random encoders drawn from the chapter's seed)."""
+    x = experiment.inputs_of(recipe, experiment.esc50)
+    with torch.random.fork_rng():
+        torch.manual_seed(experiment.seed)
+        encoders = {arm: experiment.classifier(arm, recipe).encoder for arm in arms}
+    rows = []
+    for arm, encoder in encoders.items():
+        codes = encoder_codes(encoder, x)
+        rows.append({"encoder": arm, "code RMS": float(np.sqrt((codes ** 2).mean())),
+                     "largest |code|": float(np.abs(codes).max()), "input RMS": float(np.sqrt((x ** 2).mean()))})
+    return pd.DataFrame(rows)
+
+
+def start_of_training(results: Results) -> pd.DataFrame:
+    """How each arm's fine-tuning began, per labelled fraction (mean over its runs): the training loss of the first
+    epoch, the validation accuracy after it and after the third, and the epochs run (from the stored curves)."""
+    rows = []
+    for result in results:
+        curve = result.get("curves") or []
+        if not curve or "val_acc" not in curve[0]:
+            continue
+        rows.append({"arm": result["arm"], "labelled fraction": result["setting"]["labelled_fraction"],
+                     "first-epoch loss": curve[0]["loss"], "val. accuracy after epoch 1": curve[0]["val_acc"],
+                     "after epoch 3": curve[min(2, len(curve) - 1)]["val_acc"], "epochs run": len(curve)})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).groupby(["labelled fraction", "arm"], sort=False).mean().round(3).reset_index()
+
+
+def pool_ablation(escus: ClipSet, pool_sizes: Sequence[int], experiment: CAEExperiment, recipe: FinetuneRecipe,
+                  splits: Sequence[tuple[str, int | None]], arm: str = "cae-unpool") -> pd.DataFrame:
+    """Pre-training on pools of ``pool_sizes`` ESC-US clips (:func:`pretraining_pool`, the same recipe, runs of
+    the results store), then :func:`encoder_probe` of the encoder on ``splits``: one row per pool size with the
+    reconstruction error on its validation clips, the mean image's, and the probe accuracy over the splits."""
+    rows = []
+    for size in pool_sizes:
+        pretraining = CAEPretraining(pretraining_pool(escus, int(size)), experiment.store, source=escus,
+                                     profile=experiment.profile, seed=experiment.seed, device=experiment.device,
+                                     progress=False)
+        result = pretraining.pretrained(arm, recipe.pretraining)[1]["metrics"]
+        probed = CAEExperiment(experiment.esc50, pretraining, experiment.store, profile=experiment.profile,
+                               seed=experiment.seed, device=experiment.device, progress=False)
+        probe = encoder_probe(probed, recipe, [arm], splits)
+        accuracy = probe.loc[probe["features"] == f"{arm} encoder", "accuracy"]
+        rows.append({"pool size": len(pretraining.pool_clips), "training clips": len(pretraining.pool.train),
+                     "epochs": result["epochs"], "validation MSE": result["val_mse"],
+                     "mean-image MSE": result["val_mse_mean_image"],
+                     "variance explained": 1 - result["val_mse"] / result["val_mse_mean_image"],
+                     "probe accuracy": accuracy.mean(), "probe sd": accuracy.std()})
+    return pd.DataFrame(rows).sort_values("pool size").reset_index(drop=True)
+
+
 @torch.no_grad()
 def reconstruct(model: ConvAutoencoder, x: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
     """The autoencoder's reconstructions of the inputs ``x`` (``(N, C, H, W)``), as a numpy array."""
@@ -466,55 +628,61 @@ def reconstruct(model: ConvAutoencoder, x: np.ndarray, device: str | torch.devic
     return model(torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)).cpu().numpy()
 
 
-def plot_reconstructions(inputs: np.ndarray, reconstructions: dict[str, np.ndarray],
-                         titles: Sequence[str] | None = None):
-    """Study 002's Fig. 1: the inputs (top row) and each decoder's reconstructions below, one clip per column, on
-    the inputs' colour scale."""
-    import matplotlib.pyplot as plt
-
-    rows = {"input": inputs, **{f"{name}\nreconstruction": r for name, r in reconstructions.items()}}
-    n = len(inputs)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n + 1.2, 1.7 * len(rows)), squeeze=False,
-                             sharex=True, sharey=True, layout="constrained")
-    lo, hi = float(np.min(inputs)), float(np.max(inputs))
-    for r, (name, images) in enumerate(rows.items()):
-        for c in range(n):
-            image = axes[r, c].imshow(images[c, 0], origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi)
-            axes[r, c].grid(False)
-        axes[r, 0].set_ylabel(f"{name}\nmel band")
-    for c in range(n):
-        axes[-1, c].set_xlabel("frame")
-        if titles is not None:
-            axes[0, c].set_title(titles[c], fontsize="small")
-    fig.colorbar(image, ax=axes, label="dB relative to the clip's maximum")
-    fig.suptitle("CAE inputs and their reconstructions (held-out ESC-US clips)")
-    return fig
+# ----------------------------------------------------------------------------------- numbers for the prose
+def effect_words(low: float, high: float) -> str:
+    """What an interval ``[low, high]`` of a difference ``b - a`` says about ``b``: ``helps``, ``hurts`` or ``makes
+    no difference the folds can detect`` (``not measured`` for NaN)."""
+    if np.isnan(low) or np.isnan(high):
+        return "not measured"
+    return "helps" if low > 0 else "hurts" if high < 0 else "makes no difference the folds can detect"
 
 
-def plot_pretraining_curves(histories: dict[str, pd.DataFrame]):
-    """Training and validation reconstruction error per epoch of each autoencoder (log scale)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+def difference_numbers(name: str, results: Results, a: str, b: str, **where: Any) -> dict[str, float | str]:
+    """The numbers the chapter's prose quotes about ``b - a`` (runs selected by ``where``): on the official folds
+    the mean difference (``name``), its 95 % bootstrap interval (``name_low``, ``name_high``), on how many folds
+    ``b`` was higher (``name_higher``), a verdict (``name_verdict``) and :func:`effect_words` (``name_effect``); on
+    the study's random split its single difference (``name_random``). NaN and "not run" where an arm or a split is
+    missing."""
+    nan = float("nan")
+    numbers: dict[str, float | str] = {name: nan, f"{name}_low": nan, f"{name}_high": nan, f"{name}_random": nan,
+                                       f"{name}_higher": "no fold", f"{name}_verdict": f"not run ({a} or {b} missing)",
+                                       f"{name}_effect": "not measured"}
+    folds = results.select(split="folds", **where)
+    if {a, b} <= {r["arm"] for r in folds}:
+        diff = folds.paired(a, b)
+        numbers.update({name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high,
+                        f"{name}_higher": f"{diff.favour_b} of {len(diff.per_fold)}",
+                        f"{name}_verdict": ("inside the fold noise" if diff.inside_noise
+                                            else f"clearly {'above' if diff.low > 0 else 'below'} zero"),
+                        f"{name}_effect": effect_words(diff.low, diff.high)})
+    single = {r["arm"]: r["metrics"]["accuracy"] for r in results.select(split="random", **where)}
+    if {a, b} <= set(single):
+        numbers[f"{name}_random"] = single[b] - single[a]
+    return numbers
 
-    long = pd.concat([h.melt(id_vars="epoch", value_vars=["loss", "val_loss"], var_name="set", value_name="mse")
-                      .assign(decoder=name) for name, h in histories.items()], ignore_index=True)
-    long["set"] = long["set"].map({"loss": "training", "val_loss": "validation"})
-    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-    sns.lineplot(long, x="epoch", y="mse", hue="decoder", style="set", markers=True, ax=ax)
-    ax.set(yscale="log", xlabel="epoch", ylabel="reconstruction MSE (dB²)",
-           title="CAE pre-training on ESC-US: reconstruction error")
-    return fig
+
+def curve_story(results: Results, a: str = "supervised", b: str = "cae-unpool") -> str:
+    """One phrase per labelled fraction of ``results`` (official folds): ``b - a`` and :func:`effect_words`, e.g.
+    "25 % of the labels: -0.185 (hurts); 100 %: -0.028 (makes no difference the folds can detect)"."""
+    fractions = sorted({r["setting"]["labelled_fraction"] for r in results.select(split="folds")})
+    parts = []
+    for fraction in fractions:
+        numbers = difference_numbers("d", results, a, b, labelled_fraction=fraction)
+        if not np.isnan(numbers["d"]):
+            parts.append(f"{fraction:.0%}{' of the labels' if not parts else ''}: {numbers['d']:+.3f} "
+                         f"({numbers['d_effect']})")
+    return "; ".join(parts) or "not run"
 
 
-def plot_label_curve(curve: pd.DataFrame):
-    """Test accuracy against the fraction of labelled training clips, one line per arm and split kind (mean ± sd
-    over the official folds)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+def mean_accuracy(results: Results, arm: str, metric: str = "accuracy", **where: Any) -> float:
+    """Mean ``metric`` of ``arm``'s runs on the official folds that match ``where`` (NaN when there are none)."""
+    values = [r["metrics"][metric] for r in results.select(split="folds", arm=arm, **where)]
+    return float(np.mean(values)) if values else float("nan")
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-    sns.lineplot(curve, x="labelled_fraction", y="accuracy", hue="arm", style="split", markers=True, errorbar="sd",
-                 ax=ax)
-    ax.set(xlabel="fraction of the training clips labelled", ylabel="test accuracy",
-           title="ESC-50: CAE pre-training vs random initialisation")
-    return fig
+
+def glue_numbers(numbers: dict[str, Any]) -> None:
+    """Glue every value of ``numbers`` under its name for the prose (``myst_nb.glue``, not displayed)."""
+    from myst_nb import glue
+
+    for name, value in numbers.items():
+        glue(name, value, display=False)

@@ -1,50 +1,62 @@
 """Chapter 02's experiment (study 000, ROCLING 2021): a pretrained PANN, FixMatch and SpecAugment on UrbanSound8K
 with 10 % of the labels (PROTOCOLS.md A0 and E).
 
-What the chapter runs, every run resumable and recorded in the results store (experiment ``fixmatch``):
+Notebook: 02_fixmatch. What the chapter runs, on the foundation of :mod:`esclib.experiments.base` (experiment
+``fixmatch``; every run's identity holds its recipe, the dataset's and checkpoint's digests and its split):
 
 1. :class:`FixMatchExperiment` loads the PANN checkpoint (``Cnn14_16k`` in the paper profile; ``"mini"``, the
    quick profile's model pre-trained on the synthetic mini-AudioSet, :func:`esclib.experiments.pann_transfer.
-   resolve_checkpoint`) and caches the dataset's waveforms at the PANN's sample rate.
+   resolve_checkpoint`) and caches the dataset's waveforms at the PANN's sample rate -- and, for views that act on
+   the spectrogram only (study 000's SpecAugment), the frontend's log-mel of every clip, computed once
+   (:attr:`FixMatchExperiment.logmels`): training and evaluation then read crops of those.
 2. :meth:`FixMatchExperiment.fold` cuts one official fold (test fold k, validation fold k+1, training the rest)
    and draws the class-balanced labelled fraction from the training folds; the rest of the training folds is the
    unlabelled set (labels hidden). The leak guard checks that no test clip, nor a clip of a test clip's source
    recording, is in either stream.
 3. :meth:`FixMatchExperiment.run` trains one arm -- ``supervised-pann`` / ``supervised-scratch`` (the labelled
    part only, from the checkpoint / from random weights) or ``fixmatch-pann`` / ``fixmatch-scratch`` -- with one
-   :class:`FixMatchRecipe`, keeps the epoch with the best validation accuracy and tests it (accuracy, macro AUC-ROC).
-   The fully supervised upper bound is ``supervised-pann`` with ``labelled_fraction=1.0``.
+   :class:`FixMatchRecipe`, picks its model by the recipe's ``selection`` rule and tests it (accuracy, macro
+   one-vs-rest AUC-ROC), and tests the final epoch's weights too (``last_accuracy``, ``last_auc``). The fully
+   supervised upper bound is ``supervised-pann`` with ``labelled_fraction=1.0``.
+
+Model selection (issue "methods as published"; Oliver et al. 2018): ``validation-fold`` picks the epoch with the
+best accuracy on the labelled validation fold k+1 -- the study's 1:1:8, which at 10 % labels holds more labels than
+the training budget; ``budgeted`` holds a class-balanced fifth of the labelled clips out of training for selection
+(:func:`esclib.data.splits.selection_sets`); ``last`` keeps the final epoch of the fixed schedule.
+:func:`selection_table` shows what the rule changes.
 
 Every arm of a recipe trains for the same number of optimiser steps: an epoch is one pass over the unlabelled
 clips in batches of μB (or ``steps_per_epoch`` steps); the supervised arms cycle their labelled loader for as many
 steps, so FixMatch differs from its baseline only by the unlabelled term. Both get the weak view (and mixup) on
-the labelled batch.
+the labelled batch. FixMatch's pass structure is the recipe's ``passes`` (:data:`esclib.train.fixmatch.
+PASS_STRUCTURES`): ``joint`` (Sohn et al.'s reference, the default) or ``separate``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from esclib import paths
-from esclib.data.cache import cached_waveforms
+from esclib.data.cache import cached_features, cached_waveforms
 from esclib.data.clips import ClipSet
-from esclib.data.splits import FoldSplit, check_no_leak, fold_split, labelled_subset
-from esclib.data.torchdata import clip_loader
+from esclib.data.identity import dataset_identity
+from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, check_no_leak, fold_split, labelled_subset,
+                                selection_sets)
+from esclib.data.torchdata import EpochSampler, WaveformDataset, clip_loader, clip_targets, collate
+from esclib.digest import digest
+from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.metrics import classification_metrics
 from esclib.models.transfer import TransferModel
-from esclib.results.store import ResultsStore, Run
-from esclib.train import EarlyStopping, History, fit, predict
-from esclib.train.fixmatch import (CycledLoader, FixMatchStep, LabelledStep, PairedLoader, View,
-                                   epoch_diagnostics)
+from esclib.results.summary import Results
+from esclib.train import EarlyStopping, evaluate, load_checkpoint, predict
+from esclib.train.fixmatch import (PASS_STRUCTURES, Classifier, CycledLoader, FixMatchStep, LabelledStep,
+                                   PairedLoader, View, epoch_diagnostics)
 from esclib.train.optim import OPTIMIZERS, cosine_schedule, make_optimizer
 
 EXPERIMENT = "fixmatch"
@@ -61,8 +73,12 @@ ABLATIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
+#: mixup α of the labelled batch (the PANN recipe; study 000 keeps mixup inside FixMatch)
+MIXUP_ALPHA = 1.0
+
+
 @dataclass(frozen=True)
-class FixMatchRecipe:
+class FixMatchRecipe(Recipe):
     """How an arm is trained (PROTOCOLS E for study 000).
 
     ``labelled_fraction`` of the training folds is labelled (class-balanced). ``epochs`` under cosine annealing of
@@ -73,23 +89,26 @@ class FixMatchRecipe:
     ``sgd``, ``ranger``) with ``lr``; ``mixup`` of the labelled batch with α = ``mixup_alpha``; ``policies``:
     ``rocling`` (study 000's SpecAugment, Table 1) or ``sslh`` (Cancès et al.'s waveform + cut-out views);
     ``crop_seconds`` of audio per clip: a random crop in training, the centre crop in evaluation (None: whole clips;
-    the PANN pools over time, so training and evaluation see clips of one length).
+    the PANN pools over time, so training and evaluation see clips of one length). ``passes``: FixMatch's pass
+    structure (``joint``: Sohn et al.'s reference; ``separate``); ``selection``: how the tested model is picked
+    (:data:`esclib.data.splits.SELECTIONS`).
     """
 
-    labelled_fraction: float = 0.1
-    epochs: int = 35
-    steps_per_epoch: int | None = None
-    batch_size: int = 32
-    mu: int = 7
-    threshold: float = 0.95
-    lambda_u: float = 1.0
-    optimizer: str = "adam"
-    lr: float = 5e-4
-    mixup: bool = True
-    mixup_alpha: float = 1.0
-    accumulate: int = 1
-    policies: str = "rocling"
-    crop_seconds: float | None = None
+    labelled_fraction: float
+    epochs: int
+    steps_per_epoch: int | None
+    batch_size: int
+    mu: int
+    threshold: float
+    lambda_u: float
+    optimizer: str
+    lr: float
+    mixup: bool
+    accumulate: int
+    policies: str
+    crop_seconds: float | None
+    passes: str
+    selection: str
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,24 +123,20 @@ class FixMatchRecipe:
             problems.append(f"batch_size {self.batch_size} must be a multiple of accumulate {self.accumulate}")
         if not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.lambda_u < 0 or self.lr <= 0 or self.mixup_alpha <= 0:
-            problems.append(f"lambda_u must be >= 0, lr and mixup_alpha > 0; got {self.lambda_u}, {self.lr}, "
-                            f"{self.mixup_alpha}")
+        if self.lambda_u < 0 or self.lr <= 0:
+            problems.append(f"lambda_u must be >= 0 and lr > 0; got {self.lambda_u}, {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.policies not in POLICIES:
             problems.append(f"policies must be one of {POLICIES}, got {self.policies!r}")
         if self.crop_seconds is not None and self.crop_seconds <= 0:
             problems.append(f"crop_seconds must be > 0 or None, got {self.crop_seconds}")
+        if self.passes not in PASS_STRUCTURES:
+            problems.append(f"passes must be one of {PASS_STRUCTURES}, got {self.passes!r}")
+        if self.selection not in SELECTIONS:
+            problems.append(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if problems:
             raise ValueError("FixMatchRecipe: " + "; ".join(problems))
-
-    @classmethod
-    def from_config(cls, config: Any) -> "FixMatchRecipe":
-        """The recipe from a chapter's resolved parameters (attributes named as the fields; missing or None ones
-        keep the defaults)."""
-        given = {f.name: getattr(config, f.name, None) for f in fields(cls)}
-        return cls(**{name: value for name, value in given.items() if value is not None})
 
     @property
     def micro_batch(self) -> int:
@@ -129,31 +144,41 @@ class FixMatchRecipe:
         return self.batch_size // self.accumulate
 
     def setting(self, arm: str) -> dict[str, Any]:
-        """The setting keys of :mod:`esclib.results.studies` (plus ``mu`` and ``policies``) that tell this recipe's
-        runs of ``arm`` apart; the supervised arms do not depend on τ, μ or the strong view."""
+        """The setting keys of :mod:`esclib.results.studies` (plus ``mu``, ``policies``, ``passes`` and
+        ``selection``) that tell this recipe's runs of ``arm`` apart; the supervised arms do not depend on τ, μ, the
+        strong view or the pass structure."""
         setting = {"labelled_fraction": self.labelled_fraction, "batch_size": self.batch_size,
                    "optimizer": self.optimizer, "mixup": self.mixup, "grad_accum": self.accumulate > 1,
-                   "policies": self.policies}
+                   "policies": self.policies, "selection": self.selection}
         if arm.startswith("fixmatch"):
-            setting |= {"threshold": self.threshold, "mu": self.mu}
+            setting |= {"threshold": self.threshold, "mu": self.mu, "passes": self.passes}
         return setting
 
 
 def chapter_plan(recipe: FixMatchRecipe, *, arms: Sequence[str] = ARMS, upper_bound: bool = True,
-                 ablations: Sequence[str] = (), ablation_fraction: float | None = None
-                 ) -> list[tuple[str, FixMatchRecipe]]:
+                 compare_passes: bool = False, selections: Sequence[str] = (), ablations: Sequence[str] = (),
+                 ablation_fraction: float | None = None) -> list[tuple[str, FixMatchRecipe]]:
     """The (arm, recipe) pairs of the chapter: ``arms`` with ``recipe``; the upper bound (``supervised-pann`` on
-    every label); and each ablation of :data:`ABLATIONS` on ``fixmatch-pann`` with the labelled fraction
-    ``ablation_fraction`` (default: the recipe's; study 000's Tables 2-4 used, we infer, 1 %), beside
-    ``supervised-pann`` at that fraction. Duplicates are dropped, order kept."""
+    every label); with ``compare_passes``, ``fixmatch-pann`` with the other pass structure; for each rule of
+    ``selections``, ``supervised-pann`` and ``fixmatch-pann`` selected by that rule (the selection table); and each
+    ablation of :data:`ABLATIONS` on ``fixmatch-pann`` with the labelled fraction ``ablation_fraction`` (default:
+    the recipe's; study 000's Tables 2-4 used, we infer, 1 %), beside ``supervised-pann`` at that fraction.
+    Duplicates are dropped, order kept."""
     for arm in arms:
         check_arm(arm)
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; expected some of {list(ABLATIONS)}")
+    unknown = [s for s in selections if s not in SELECTIONS]
+    if unknown:
+        raise ValueError(f"unknown selection rule(s) {unknown}; expected some of {list(SELECTIONS)}")
     plan = [(arm, recipe) for arm in arms]
     if upper_bound:
         plan.append(("supervised-pann", replace(recipe, labelled_fraction=1.0)))
+    if compare_passes:
+        plan.append(("fixmatch-pann", replace(recipe, passes=other_passes(recipe.passes))))
+    plan += [(arm, replace(recipe, selection=rule)) for rule in selections
+             for arm in ("supervised-pann", "fixmatch-pann")]
     if ablations:
         base = replace(recipe, labelled_fraction=ablation_fraction or recipe.labelled_fraction)
         plan.append(("supervised-pann", base))
@@ -161,6 +186,13 @@ def chapter_plan(recipe: FixMatchRecipe, *, arms: Sequence[str] = ARMS, upper_bo
             field_name, values = ABLATIONS[name]
             plan += [("fixmatch-pann", replace(base, **{field_name: value})) for value in values]
     return list(dict.fromkeys(plan))
+
+
+def other_passes(passes: str) -> str:
+    """The pass structure that is not ``passes`` (``joint`` <-> ``separate``)."""
+    if passes not in PASS_STRUCTURES:
+        raise ValueError(f"unknown pass structure {passes!r}; expected one of {PASS_STRUCTURES}")
+    return next(p for p in PASS_STRUCTURES if p != passes)
 
 
 def check_arm(arm: str) -> str:
@@ -187,6 +219,13 @@ def policy_views(policies: str) -> tuple[View, View]:
     return views[0], views[1]
 
 
+def input_kind(policies: str) -> str:
+    """What the runs of ``policies`` read (:data:`esclib.train.fixmatch.INPUTS`): the cached log-mels when neither
+    view touches the waveform (``rocling``), else waveforms (``sslh``)."""
+    weak, strong = policy_views(policies)
+    return "logmel" if weak.wave is None and strong.wave is None else "waveform"
+
+
 @dataclass(frozen=True)
 class FoldData:
     """One fold of the experiment: the split, and its training folds cut into labelled and unlabelled clips."""
@@ -200,51 +239,48 @@ class FoldData:
         return f"{self.split.describe()}; labelled {len(self.labelled)}, unlabelled {len(self.unlabelled)}"
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class FixMatchExperiment:
+class FixMatchExperiment(Experiment):
     """Study 000's experiment on one dataset with one pretrained PANN (see the module docstring).
 
     ``checkpoint``: a registered name (``"Cnn14_16k"``), a file, or ``"mini"``; ``arch`` for a file whose
-    architecture cannot be inferred. ``progress``: a bar over the runs; ``train_progress``: also each run's batch
-    bars and per-epoch log lines (long ``paper`` runs).
+    architecture cannot be inferred.
     """
 
-    clips: ClipSet
-    checkpoint: str | Path
-    store: ResultsStore
-    arch: str | None = None
-    device: str | torch.device = "cpu"
-    seed: int = 0
-    eval_batch_size: int = 64
-    progress: bool = True
-    train_progress: bool = False
+    name = EXPERIMENT
+    arms = ARMS
 
-    def __post_init__(self) -> None:
+    def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None, eval_batch_size: int = 64,
+                 **kwargs: Any) -> None:
         from esclib.experiments.pann_transfer import resolve_checkpoint
         from esclib.models.panns import load_pann
 
-        if self.clips.multi_label:
-            raise ValueError(f"FixMatchExperiment: {self.clips.name} is multi-label; FixMatch here classifies "
+        super().__init__(**kwargs)
+        if clips.multi_label:
+            raise ValueError(f"FixMatchExperiment: {clips.name} is multi-label; FixMatch here classifies "
                              "single-label clips")
-        self.device = torch.device(self.device)
-        self.checkpoint = resolve_checkpoint(self.checkpoint, seed=self.seed, progress=self.progress)
-        pretrained = load_pann(self.checkpoint, self.arch, progress=self.progress)
-        self.arch = type(pretrained).__name__
-        self.sample_rate = pretrained.frontend.sample_rate
+        self.clips, self.eval_batch_size = clips, eval_batch_size
+        given = Path(str(checkpoint)).expanduser()
+        self.source = given.stem if given.is_file() else str(checkpoint)
+        self.checkpoint = resolve_checkpoint(checkpoint, seed=self.seed, progress=self.progress)
+        self.pretrained = load_pann(self.checkpoint, arch, progress=self.progress)
+        self.arch = type(self.pretrained).__name__
+        self.sample_rate = self.pretrained.frontend.sample_rate
         cached_waveforms(self.clips, self.sample_rate, progress=self.progress)
         self._folds: dict[tuple[int, float], FoldData] = {}
-        self._finished: dict[tuple[str, int, FixMatchRecipe], dict] = {}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"dataset": dataset_identity(self.clips, progress=self.progress),
+                "checkpoint": {**checkpoint_identity(self.checkpoint, self.source), "arch": self.arch}}
+
+    def setting(self, arm: str, recipe: FixMatchRecipe, split: Split) -> dict[str, Any]:
+        return {"dataset": self.clips.name, "fold": split.fold, **recipe.setting(arm)}
 
     # ------------------------------------------------------------------------------------------------ data
     def fold(self, fold: int, labelled_fraction: float) -> FoldData:
         """Test fold ``fold``, validation ``fold + 1``; ``labelled_fraction`` of the rest labelled (class-balanced,
         from the seed; 1.0: every training clip), the remainder unlabelled. Raises
-        :class:`~esclib.data.splits.LeakError` if a test clip or a clip of a test source were in the validation set
-        or either training stream."""
+        :class:`~esclib.data.splits.LeakError` if a test clip or a clip of a test clip's source recording were in the
+        validation set or either training stream."""
         key = (int(fold), float(labelled_fraction))
         if key not in self._folds:
             split = fold_split(self.clips, int(fold))
@@ -256,23 +292,78 @@ class FixMatchExperiment:
             self._folds[key] = FoldData(split, labelled, unlabelled)
         return self._folds[key]
 
-    def _loader(self, part: ClipSet, *, train: bool, batch_size: int, crop_seconds: float | None = None,
-                seed: int = 0) -> torch.utils.data.DataLoader:
-        return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size, crop_seconds=crop_seconds,
-                           seed=seed, pool=self.clips, progress=False)
+    def split(self, fold: int, recipe: FixMatchRecipe) -> Split:
+        """The run's clips: the labelled training clips, the unlabelled ones, the clips its model is selected on
+        (``val``: the validation fold, or a class-balanced fifth of the labelled clips under ``budgeted``; absent
+        under ``last``) and the test fold."""
+        data = self.fold(fold, recipe.labelled_fraction)
+        labelled, val = selection_sets(recipe.selection, data.labelled, data.split.val, seed=self.seed)
+        parts = {"labelled": labelled, "unlabelled": data.unlabelled, **({"val": val} if val is not None else {}),
+                 "test": data.split.test}
+        return Split(parts, "official", int(fold))
 
-    def train_loader(self, arm: str, data: FoldData, recipe: FixMatchRecipe, seed: int = 0) -> Iterable:
+    def frames(self, seconds: float | None = None) -> int:
+        """Log-mel frames of ``seconds`` of audio (default: a whole clip): the frontend's centred STFT gives
+        ``samples // hop + 1``."""
+        samples = round((self.clips.clip_seconds if seconds is None else seconds) * self.sample_rate)
+        return samples // self.pretrained.frontend.hop_size + 1
+
+    @cached_property
+    def logmels(self) -> np.ndarray:
+        """The frontend's log-mel (dB, before ``bn0``) of every whole clip, ``(clips, mel_bins, frames)`` float32
+        (time last, so that crops are cut like waveform crops): a read-only memmap computed once and cached on
+        disk, keyed by the dataset's files, the rate, the clip length and the frontend's settings and filters."""
+        import copy
+
+        frontend = copy.deepcopy(self.pretrained).cpu().eval()
+        filters = {name: digest(value.numpy().round(7)) for name, value in frontend.state_dict().items()
+                   if name.startswith(("spectrogram_extractor", "logmel_extractor"))}
+        config = {"feature": "PANN frontend log-mel, dB before bn0", "frontend": repr(frontend.frontend),
+                  "filters": filters}
+
+        @torch.no_grad()
+        def logmel(wave: torch.Tensor) -> torch.Tensor:
+            return frontend.logmel_extractor(frontend.spectrogram_extractor(wave))[:, 0].transpose(1, 2)
+
+        return cached_features(self.clips, logmel, sample_rate=self.sample_rate,
+                               samples=round(self.clips.clip_seconds * self.sample_rate),
+                               shape=(frontend.frontend.mel_bins, self.frames()), config=config,
+                               name="pann-logmels", progress=self.progress)
+
+    def rows(self, part: ClipSet) -> np.ndarray:
+        """Row of each clip of ``part`` in :attr:`clips` (and so in :attr:`logmels`)."""
+        rows = pd.Index(self.clips.paths).get_indexer(part.paths)
+        if (rows < 0).any():
+            raise KeyError(f"{int((rows < 0).sum())} clips of {part.name} are not in the experiment's clip set")
+        return rows
+
+    def _loader(self, part: ClipSet, *, inputs: str, train: bool, batch_size: int,
+                crop_seconds: float | None = None, seed: int = 0) -> torch.utils.data.DataLoader:
+        """Batches ``(input, target, index)`` of ``part``: waveform crops (:func:`esclib.data.torchdata.clip_loader`)
+        or crops of the cached log-mels; random crops, reshuffled each epoch, whole batches only when ``train``."""
+        if inputs == "waveform":
+            return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size,
+                               crop_seconds=crop_seconds, seed=seed, pool=self.clips, progress=False)
+        if train:
+            assert_trainable(part)
+        dataset = WaveformDataset(self.logmels, clip_targets(part), crop_samples=self.frames(crop_seconds),
+                                  train=train, seed=seed, rows=self.rows(part))
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=train,
+                                           sampler=EpochSampler(len(dataset), shuffle=train, seed=seed))
+
+    def train_loader(self, arm: str, split: Split, recipe: FixMatchRecipe, seed: int = 0) -> Iterable:
         """What ``fit`` iterates for ``arm``: (labelled, unlabelled) pairs for FixMatch, labelled batches cycled
         for as many steps otherwise (see the module docstring)."""
-        micro = recipe.micro_batch
-        labelled = self._loader(data.labelled, train=True, batch_size=2 * micro if recipe.mixup else micro,
-                                crop_seconds=recipe.crop_seconds, seed=seed)
-        unlabelled = (self._loader(data.unlabelled, train=True, batch_size=recipe.mu * micro,
+        micro, inputs = recipe.micro_batch, input_kind(recipe.policies)
+        labelled = self._loader(split.labelled, inputs=inputs, train=True,
+                                batch_size=2 * micro if recipe.mixup else micro, crop_seconds=recipe.crop_seconds,
+                                seed=seed)
+        unlabelled = (self._loader(split.unlabelled, inputs=inputs, train=True, batch_size=recipe.mu * micro,
                                    crop_seconds=recipe.crop_seconds, seed=seed + 1)
-                      if len(data.unlabelled) >= recipe.mu * micro else None)
+                      if len(split.unlabelled) >= recipe.mu * micro else None)
         if arm.startswith("fixmatch"):
             if unlabelled is None:
-                raise ValueError(f"{arm}: {len(data.unlabelled)} unlabelled clips, fewer than one batch of "
+                raise ValueError(f"{arm}: {len(split.unlabelled)} unlabelled clips, fewer than one batch of "
                                  f"mu x batch = {recipe.mu * micro}; lower mu or batch_size, or the labelled "
                                  "fraction")
             return _limited(PairedLoader(labelled, unlabelled), recipe)
@@ -285,20 +376,20 @@ class FixMatchExperiment:
         re-initialised (``-scratch``); the PANN's own SpecAugment off (the views are the augmentation)."""
         from esclib.models.panns import load_pann
 
-        strategy = "scratch" if check_arm(arm).endswith("scratch") else "fine-tune"
+        strategy = "scratch" if self.check_arm(arm).endswith("scratch") else "fine-tune"
         model = TransferModel(load_pann(self.checkpoint, self.arch, progress=False), self.clips.num_classes, strategy)
         model.base.spec_augment = False
         return model
 
-    def step(self, arm: str, data: FoldData, recipe: FixMatchRecipe) -> LabelledStep:
+    def step(self, arm: str, split: Split, recipe: FixMatchRecipe) -> LabelledStep:
         """``fit``'s step for ``arm`` (FixMatch with the hidden labels for its diagnostics, or the labelled half)."""
         weak, strong = policy_views(recipe.policies)
-        alpha = recipe.mixup_alpha if recipe.mixup else None
+        alpha, inputs = MIXUP_ALPHA if recipe.mixup else None, input_kind(recipe.policies)
         if arm.startswith("fixmatch"):
             return FixMatchStep(weak, strong, self.clips.num_classes, threshold=recipe.threshold,
-                                lambda_u=recipe.lambda_u, mixup_alpha=alpha,
-                                hidden_targets=data.unlabelled.table["hidden_target"].to_numpy())
-        return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha)
+                                lambda_u=recipe.lambda_u, mixup_alpha=alpha, passes=recipe.passes, inputs=inputs,
+                                hidden_targets=split.unlabelled.table["hidden_target"].to_numpy())
+        return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha, inputs=inputs)
 
     @torch.no_grad()
     def views_of(self, wave: np.ndarray, policies: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -313,76 +404,52 @@ class FixMatchExperiment:
         shown = {"original": base.logmel(x), "weak": weak.of(base.logmel, x), "strong": strong.of(base.logmel, x)}
         return {name: value[0, 0].numpy() for name, value in shown.items()}
 
-    def params(self, arm: str, recipe: FixMatchRecipe) -> dict:
-        """Everything a run depends on besides its setting (stored with the result)."""
-        return {**asdict(recipe), "arm": arm, "checkpoint": str(self.checkpoint), "arch": self.arch,
-                "sample_rate": self.sample_rate, "clips": len(self.clips)}
-
-    def run(self, arm: str, fold: int, recipe: FixMatchRecipe) -> dict:
-        """Train (or resume, or reuse) ``arm`` with ``recipe`` on ``fold`` and test it; returns the arm, setting,
-        metrics and per-epoch ``curves`` as one dict. A finished run whose stored parameters differ from these is
-        trained again; a run this experiment already finished is returned as it is (also under ``esc run --force``,
-        so that a plan listing a run twice trains it once)."""
-        check_arm(arm)
-        if (arm, int(fold), recipe) in self._finished:
-            return self._finished[arm, int(fold), recipe]
-        setting = {"dataset": self.clips.name, "fold": int(fold), "seed": self.seed, **recipe.setting(arm)}
-        params = self.params(arm, recipe)
-        run = self.store.run(EXPERIMENT, arm, setting, params)
-        if run.done and run.result()["params"] != run.params:
-            run = self.store.run(EXPERIMENT, arm, setting, params, force=True)
-        if not run.done:
-            with run:
-                self._train(run, arm, int(fold), recipe)
-        result = run.result()
-        row = {"arm": arm, **setting, **result["metrics"], "curves": result["curves"]}
-        self._finished[arm, int(fold), recipe] = row
-        return row
-
-    def _train(self, run: Run, arm: str, fold: int, recipe: FixMatchRecipe) -> None:
-        data = self.fold(fold, recipe.labelled_fraction)
-        identity = _digest(EXPERIMENT, arm, run.setting, run.params)
-        torch.manual_seed(int(identity, 16) % 2**31)
+    def train(self, ctx: RunContext, arm: str, recipe: FixMatchRecipe, split: Split) -> dict[str, Any]:
         model = self.model(arm)
         optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
-        checkpoint = paths.cache_dir() / "checkpoints" / EXPERIMENT / f"{arm}-{identity}.pt"
-        evaluation = {"train": False, "batch_size": self.eval_batch_size, "crop_seconds": recipe.crop_seconds}
-        history = fit(model, self.train_loader(arm, data, recipe, seed=int(identity[:8], 16)), epochs=recipe.epochs,
-                      optimizer=optimizer, step_fn=self.step(arm, data, recipe),
-                      val_loader=self._loader(data.split.val, **evaluation),
-                      scheduler=cosine_schedule(optimizer, recipe.epochs), device=self.device,
-                      checkpoint=checkpoint, accumulate=recipe.accumulate,
-                      early_stopping=EarlyStopping(recipe.epochs, "val_acc", "max"), progress=self.train_progress,
-                      desc=f"{arm} fold {fold}")
-        scores, targets = predict(model, self._loader(data.split.test, **evaluation), self.device)
-        metrics = classification_metrics(targets, scores, self.clips.num_classes)
-        _finish(run, history, {key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")}
-                | {"n_labelled": len(data.labelled), "n_unlabelled": len(data.unlabelled),
-                   "n_test": len(data.split.test)})
-        checkpoint.unlink(missing_ok=True)
+        inputs = input_kind(recipe.policies)
+        evaluation = {"inputs": inputs, "train": False, "batch_size": self.eval_batch_size,
+                      "crop_seconds": recipe.crop_seconds}
+        val = split.parts.get("val")
+        val_loader = None if val is None else self._loader(val, **evaluation)
+        history = ctx.fit(model, self.train_loader(arm, split, recipe, seed=ctx.seed), epochs=recipe.epochs,
+                          optimizer=optimizer, step_fn=self.step(arm, split, recipe), val_loader=val_loader,
+                          val_fn=lambda net, loader, device: evaluate(Classifier(net, inputs), loader, device),
+                          scheduler=cosine_schedule(optimizer, recipe.epochs), accumulate=recipe.accumulate,
+                          early_stopping=None if val is None else EarlyStopping(recipe.epochs, "val_acc", "max"))
+        for record in ctx.histories[-1].epochs:
+            if "mask_rate" in record:
+                record.update(epoch_diagnostics(record))
+        test_loader = self._loader(split.test, **evaluation)
+        selected = self.test_metrics(Classifier(model, inputs), test_loader)
+        if val is None:
+            chosen, last = {"best_epoch": recipe.epochs}, selected
+        else:
+            best = history.best("val_acc", "max")
+            chosen = {"val_acc": best["val_acc"], "best_epoch": int(best["epoch"])}
+            model.load_state_dict(load_checkpoint(ctx.checkpoint)["model"])  # the final epoch's weights
+            last = self.test_metrics(Classifier(model, inputs), test_loader)
+        final = ctx.histories[-1].epochs[-1]
+        diagnostics = {f"final_{k}": final[k] for k in ("mask_rate", "pseudo_acc", "pseudo_acc_masked") if k in final}
+        return {**selected, **chosen, "last_accuracy": last["accuracy"], "last_auc": last["auc"], **diagnostics,
+                "n_labelled": len(split.labelled), "n_val": 0 if val is None else len(val),
+                "n_unlabelled": len(split.unlabelled), "n_test": len(split.test)}
 
-    def run_plan(self, plan: Sequence[tuple[str, FixMatchRecipe]], folds: Sequence[int]) -> "PlanResults":
+    def test_metrics(self, model: torch.nn.Module, loader: Iterable) -> dict[str, Any]:
+        """Accuracy, macro one-vs-rest AUC-ROC, macro-F1 and the confusion matrix of ``model`` on ``loader``."""
+        scores, targets = predict(model, loader, self.device)
+        metrics = classification_metrics(targets, scores, self.clips.num_classes)
+        return {key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")}
+
+    def run_plan(self, plan: Sequence[tuple[str, FixMatchRecipe]], folds: Sequence[int]) -> Results:
         """Every (fold, arm, recipe) run of ``plan`` (from :func:`chapter_plan`; its first recipe is the main one,
-        the others are labelled by how they differ from it); finished runs are reused."""
+        the others are labelled by how they differ from it, in ``result["label"]``); finished runs are reused."""
         if not plan:
             raise ValueError("run_plan: the plan is empty (no arm, no upper bound, no ablation)")
         base = plan[0][1]
-        grid = [(arm, fold, recipe) for fold in folds for arm, recipe in plan]
-        rows, curves = [], []
-        for arm, fold, recipe in tqdm(grid, desc="fixmatch runs", disable=not self.progress):
-            row = {"variant": variant(arm, recipe, base), **self.run(arm, fold, recipe)}
-            curves += [{"arm": arm, "variant": row["variant"], "fold": fold, **c} for c in row.pop("curves")]
-            rows.append(row)
-        return PlanResults(pd.DataFrame(rows), pd.DataFrame(curves))
-
-
-@dataclass(frozen=True)
-class PlanResults:
-    """The runs of a plan: one row per run (``arm, variant``, setting, test metrics) and the per-epoch curves
-    (``arm, variant, fold, epoch``, training logs, diagnostics, ``val_acc``)."""
-
-    runs: pd.DataFrame
-    curves: pd.DataFrame
+        cells = [(arm, recipe, self.split(fold, recipe)) for fold in folds for arm, recipe in plan]
+        return self.grid(cells, desc="fixmatch runs",
+                         label=lambda arm, recipe: label_of(arm, variant(arm, recipe, base)))
 
 
 def variant(arm: str, recipe: FixMatchRecipe, base: FixMatchRecipe) -> str:
@@ -390,36 +457,10 @@ def variant(arm: str, recipe: FixMatchRecipe, base: FixMatchRecipe) -> str:
     ours, theirs = recipe.setting(arm), base.setting(arm)
     words = {"labelled_fraction": lambda v: f"{v:.0%} labels", "threshold": lambda v: f"τ = {v}",
              "mixup": lambda v: "mixup" if v else "no mixup", "grad_accum": lambda v: f"accumulate {recipe.accumulate}",
-             "mu": lambda v: f"μ = {v}"}
+             "mu": lambda v: f"μ = {v}", "passes": lambda v: f"{v} passes", "selection": lambda v: f"selection {v}"}
     diffs = [words.get(key, lambda v, key=key: f"{key} {v}")(value)
              for key, value in ours.items() if theirs.get(key) != value]
     return ", ".join(diffs) or "main"
-
-
-def summary_table(runs: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "auc"), digits: int = 3) -> pd.DataFrame:
-    """Mean ± std over folds of ``metrics`` per arm and variant, with the published number for the same arm and
-    setting beside each (from :mod:`esclib.results.studies`: study 000's Tables 2-5, USB, Cancès et al.)."""
-    from esclib.results.studies import study_value
-
-    rows = []
-    for (arm, name), group in runs.groupby(["arm", "variant"], sort=False):
-        setting = {k: v for k, v in group.iloc[0].items() if k in SETTING_KEYS}
-        row = {"arm": arm, "variant": name, "folds": len(group)}
-        for metric in metrics:
-            values = group[metric].astype(float)
-            std = values.std(ddof=1) if len(values) > 1 else float("nan")
-            row[metric] = f"{values.mean():.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")
-            published = study_value(EXPERIMENT, arm, metric, setting)
-            row[f"published {metric}"] = "" if published is None else f"{published.value:.{digits}f}"
-            if published is not None:
-                row["source"] = published.study.source
-        rows.append(row)
-    return pd.DataFrame(rows).fillna("")
-
-
-#: setting keys of a run (besides fold and seed), used to find the published numbers of its arm
-SETTING_KEYS: tuple[str, ...] = ("dataset", "labelled_fraction", "threshold", "batch_size", "optimizer", "mixup",
-                                 "grad_accum", "mu", "policies")
 
 
 def _limited(loader: PairedLoader, recipe: FixMatchRecipe) -> Iterable:
@@ -429,14 +470,377 @@ def _limited(loader: PairedLoader, recipe: FixMatchRecipe) -> Iterable:
     return CycledLoader(loader, recipe.steps_per_epoch * recipe.accumulate)
 
 
-def _finish(run: Run, history: History, metrics: dict) -> None:
-    """Log every epoch (with the derived pseudo-label diagnostics) and write the result with the best epoch's
-    validation accuracy and the last epoch's diagnostics."""
-    for record in history.epochs:
-        extra = epoch_diagnostics(record) if "mask_rate" in record else {}
-        run.log_epoch(**record, **extra)
-    best = history.best("val_acc", "max")
-    last = run.curves[-1]
-    diagnostics = {key: last[key] for key in ("mask_rate", "pseudo_acc", "pseudo_acc_masked") if key in last}
-    run.finish({**metrics, "val_acc": best["val_acc"], "best_epoch": int(best["epoch"]),
-                "epochs": len(history.epochs), **{f"final_{k}": v for k, v in diagnostics.items()}})
+# ------------------------------------------------------------------------------------------ tables and figures
+def label_of(arm: str, what: str = "main") -> str:
+    """The run label :meth:`FixMatchExperiment.run_plan` gives ``arm`` in variant ``what`` (``"main"``,
+    ``"100% labels"``, ``"separate passes"``, ``"selection budgeted"`` ...).
+
+    Notebook: 02_fixmatch.
+    """
+    return f"{arm} ({what})"
+
+
+def run_table(results: Results) -> pd.DataFrame:
+    """One row per run: label, test fold, labels used for training and for selection, test accuracy and AUC of the
+    selected and of the final epoch, the selected epoch, and FixMatch's final mask rate and pseudo-label accuracy.
+
+    Notebook: 02_fixmatch.
+    """
+    frame = results.frame()
+    columns = ["label", "fold", "n_labelled", "n_val", "accuracy", "auc", "last_accuracy", "best_epoch",
+               "final_mask_rate", "final_pseudo_acc_masked"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    return frame.reindex(columns=columns).rename(columns={
+        "n_labelled": "training labels", "n_val": "selection labels", "last_accuracy": "final-epoch accuracy",
+        "best_epoch": "selected epoch", "final_mask_rate": "final mask rate",
+        "final_pseudo_acc_masked": "final confident pseudo-label accuracy"})
+
+
+def paired_table(results: Results, pairs: Sequence[tuple[str, str]], metric: str = "accuracy") -> pd.DataFrame:
+    """One row per comparison ``(a, b)`` of run labels present in ``results``: ``b - a`` per fold, its mean and
+    bootstrap interval (:meth:`esclib.results.summary.Results.paired`); pairs with a label absent are skipped.
+
+    Notebook: 02_fixmatch.
+    """
+    present = {r.get("label", r["arm"]) for r in results}
+    rows = [{("folds the second arm is higher" if key.startswith("folds ") and key.endswith(" higher") else key): value
+             for key, value in results.paired(a, b, metric).row().items()}
+            for a, b in pairs if a in present and b in present]
+    return pd.DataFrame(rows)
+
+
+def curve_frame(results: Results) -> pd.DataFrame:
+    """Per-epoch values of every run with its label, fold, pass structure, selection rule and labelled fraction
+    (for the learning-curve and diagnostics figures).
+
+    Notebook: 02_fixmatch.
+    """
+    rows = [{"label": r.get("label", r["arm"]), "arm": r["arm"], "fold": r["setting"].get("fold"),
+             "passes": r["setting"].get("passes", "—"), "selection": r["setting"].get("selection"),
+             "labelled_fraction": r["setting"].get("labelled_fraction"), **c}
+            for r in results for c in r.get("curves", [])]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["label", "arm", "fold", "passes", "epoch"])
+
+
+def pass_structure_curves(results: Results, recipe: FixMatchRecipe) -> pd.DataFrame:
+    """The curves of the ``fixmatch-pann`` runs of ``recipe`` under either pass structure (rows of
+    :func:`curve_frame`; empty when there are none).
+
+    Notebook: 02_fixmatch.
+    """
+    curves = curve_frame(results)
+    if curves.empty:
+        return curves
+    keep = ((curves["arm"] == "fixmatch-pann") & (curves["selection"] == recipe.selection)
+            & (curves["labelled_fraction"] == recipe.labelled_fraction)
+            & curves["label"].isin([label_of("fixmatch-pann"),
+                                    label_of("fixmatch-pann", f"{other_passes(recipe.passes)} passes")]))
+    return curves[keep].reset_index(drop=True)
+
+
+def plot_accuracy(results: Results, labels: Sequence[str] | None = None) -> Any:
+    """Test accuracy per run label: bars for the mean over folds, one dot per fold joined across labels by fold
+    (the pairing the paired differences use). Returns the figure (None when there is no run).
+
+    Notebook: 02_fixmatch.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frame = results.frame()
+    if frame.empty:
+        return None
+    order = [label for label in (labels or dict.fromkeys(frame["label"])) if label in set(frame["label"])]
+    frame = frame[frame["label"].isin(order)]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(order) + 1.2), layout="constrained")
+    sns.barplot(data=frame, y="label", x="accuracy", order=order, errorbar=None, color="#c6dbef", ax=ax)
+    sns.lineplot(data=frame, y="label", x="accuracy", units="fold", estimator=None, hue="fold", sort=False,
+                 orient="y", palette="dark:k", marker="o", linewidth=0.6, ax=ax)
+    ax.set(xlabel="test accuracy", ylabel="", xlim=(0, 1), title="Test accuracy per arm (bar: mean over folds)")
+    ax.legend(title="test fold", loc="lower right", fontsize="small")
+    return fig
+
+
+def plot_paired(results: Results, pairs: Sequence[tuple[str, str]], metric: str = "accuracy") -> Any:
+    """The per-fold differences ``b - a`` of each comparison (dots), their mean (bar) and 95 % bootstrap interval
+    (line), against zero. Returns the figure (None when no comparison has runs).
+
+    Notebook: 02_fixmatch.
+    """
+    import matplotlib.pyplot as plt
+
+    present = {r.get("label", r["arm"]) for r in results}
+    diffs = [results.paired(a, b, metric) for a, b in pairs if a in present and b in present]
+    if not diffs:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 * len(diffs) + 1.2), layout="constrained")
+    for row, diff in enumerate(diffs):
+        ax.plot([diff.low, diff.high], [row, row], color="C0", linewidth=3, alpha=0.6)
+        ax.plot(diff.mean, row, "|", color="C0", markersize=18, markeredgewidth=2)
+        ax.plot(diff.per_fold["difference"], [row] * len(diff.per_fold), "o", color="k", markersize=4)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(diffs)), [f"{d.b}\n− {d.a}" for d in diffs], fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel=f"difference in test {metric} (dots: folds; bar: mean; line: 95 % bootstrap interval)",
+           title="Paired differences, fold by fold")
+    return fig
+
+
+def _line_panels(curves: pd.DataFrame, panels: Sequence[tuple[str, str]], hue: str, hue_order: Sequence[str],
+                 legend_title: str, *, ylim: tuple[float, float] | None = None) -> Any:
+    """One panel per ``(column, title)`` of ``panels``: the column per epoch, one line per ``hue`` value (mean ± sd
+    over folds), with one legend under the panels."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4), layout="constrained", squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        sns.lineplot(data=curves, x="epoch", y=key, hue=hue, hue_order=hue_order, errorbar="sd", marker="o", ax=ax)
+        ax.set(title=title, ylabel="", **({"ylim": ylim} if ylim else {}))
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    fig.legend(handles, labels, title=legend_title, loc="outside lower center", ncols=len(labels), fontsize="small")
+    return fig
+
+
+def plot_pass_structures(curves: pd.DataFrame, threshold: float) -> Any:
+    """Mask rate, accuracy of the confident pseudo-labels and selection accuracy per epoch of ``fixmatch-pann``
+    under each pass structure (:func:`pass_structure_curves`; mean ± sd over folds). Returns the figure (None when
+    ``curves`` is empty).
+
+    Notebook: 02_fixmatch.
+    """
+    if curves.empty:
+        return None
+    panels = [(key, title) for key, title in (("mask_rate", f"mask rate (confidence ≥ τ = {threshold})"),
+                                              ("pseudo_acc_masked", "accuracy of the confident pseudo-labels"),
+                                              ("val_acc", "selection accuracy")) if key in curves]
+    fig = _line_panels(curves, panels, "passes", [p for p in PASS_STRUCTURES if p in set(curves["passes"])],
+                       "pass structure", ylim=(0, 1.02))
+    fig.suptitle("fixmatch-pann under the two pass structures (mean ± sd over folds)")
+    return fig
+
+
+def plot_learning_curves(curves: pd.DataFrame, labels: Sequence[str]) -> Any:
+    """Selection accuracy and the loss terms per epoch of the runs labelled ``labels`` (mean ± sd over folds).
+    Returns the figure (None when none of them has curves).
+
+    Notebook: 02_fixmatch.
+    """
+    shown = curves[curves["label"].isin(labels)] if not curves.empty else curves
+    if shown.empty:
+        return None
+    shown = shown.assign(loss_s=shown["loss_s"].fillna(shown["loss"]) if "loss_s" in shown else shown["loss"])
+    panels = [(k, t) for k, t in (("val_acc", "selection accuracy"), ("loss_s", "supervised loss ℓ_s"),
+                                  ("loss_u", "unlabelled loss ℓ_u")) if k in shown and shown[k].notna().any()]
+    return _line_panels(shown, panels, "label", [l for l in labels if l in set(shown["label"])], "run")
+
+
+def plot_pseudo_label_shares(curves: pd.DataFrame, classes: Sequence[str]) -> Any:
+    """Share of the unlabelled clips confidently pseudo-labelled as each class (mean over epochs and folds), per
+    pass structure. Returns the figure (None when ``curves`` is empty).
+
+    Notebook: 02_fixmatch.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if curves.empty:
+        return None
+    shares = curves.melt(id_vars=["passes", "fold", "epoch"], var_name="class", value_name="share",
+                         value_vars=[f"pseudo_share_{c}" for c in range(len(classes))])
+    shares["class"] = shares["class"].str.removeprefix("pseudo_share_").astype(int).map(dict(enumerate(classes)))
+    fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(classes) + 1.5), layout="constrained")
+    sns.barplot(data=shares, y="class", x="share", hue="passes", hue_order=list(PASS_STRUCTURES), errorbar=None,
+                ax=ax)
+    ax.set(title="Confident pseudo-labels per class (mean over epochs and folds)", ylabel="",
+           xlabel="share of the unlabelled clips")
+    ax.legend(title="pass structure", fontsize="small")
+    return fig
+
+
+def plot_views(shown: dict[str, np.ndarray], policies: str) -> Any:
+    """The log-mel after ``bn0`` of one clip as it is and through the weak and the strong view
+    (:meth:`FixMatchExperiment.views_of`), on one colour scale; zeroed cells show the stripes.
+
+    Notebook: 02_fixmatch.
+    """
+    import matplotlib.pyplot as plt
+
+    values = np.concatenate([v.ravel() for v in shown.values()])
+    low, high = np.percentile(values, [1, 99])
+    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3), sharey=True, layout="constrained")
+    for ax, (name, logmel) in zip(np.atleast_1d(axes), shown.items()):
+        image = ax.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", vmin=low, vmax=high)
+        ax.set(title=f"{name} view", xlabel="frame (10 ms)")
+    np.atleast_1d(axes)[0].set_ylabel("mel bin")
+    fig.colorbar(image, ax=axes, label="normalised log-mel (after bn0)")
+    fig.suptitle(f"One clip through the {policies!r} views")
+    return fig
+
+
+def selection_table(results: Results, arms: Sequence[str] = ("supervised-pann", "fixmatch-pann")) -> pd.DataFrame:
+    """What the selection rule changes (Oliver et al. 2018): for each arm of ``arms``, its main runs and its runs
+    under another selection rule (labels ``"<arm> (main)"``, ``"<arm> (selection <rule>)"``), the labels spent on
+    training and on selection, and the test accuracy (mean ± sd over folds) of the selected epoch and of the final
+    epoch of the same runs (the ``last`` rule applied to them).
+
+    Notebook: 02_fixmatch.
+    """
+    from esclib.results.summary import mean_std
+
+    frame = results.frame()
+    if frame.empty:
+        return pd.DataFrame()
+    wanted = {label_of(arm, what): arm for arm in arms
+              for what in ["main", *(f"selection {rule}" for rule in SELECTIONS)]}
+    frame = frame[frame["label"].isin(wanted)]
+    rows = []
+    for (label, rule), group in frame.groupby(["label", "selection"], sort=False):
+        for epoch, column in (("selected", "accuracy"), ("final", "last_accuracy")):
+            if rule == "last" and epoch == "final":
+                continue
+            tested = ("final (no selection)" if rule == "last" or epoch == "final" else
+                      "best on the validation fold" if rule == "validation-fold" else "best on the held-out labels")
+            rows.append({"arm": wanted[label], "selection rule of the runs": rule, "epoch tested": tested,
+                         "training labels": round(group["n_labelled"].mean()),
+                         "selection labels": round(group["n_val"].mean()) if epoch == "selected" else 0,
+                         "test accuracy": mean_std(group[column].mean(), group[column].std()),
+                         "folds": len(group)})
+    return pd.DataFrame(rows)
+
+
+def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds: Sequence[int]) -> pd.DataFrame:
+    """Study 000's protocol (PROTOCOLS.md A0: as stated, or inferred where its text is lost) beside this run's, one
+    row per aspect, so that every published number is read with the differences in view.
+
+    Notebook: 02_fixmatch.
+    """
+    profile, clips = experiment.profile, experiment.clips
+    steps = (f"{recipe.steps_per_epoch} steps" if recipe.steps_per_epoch else "one pass over the unlabelled clips")
+    rows = {
+        "data": ("UrbanSound8K, 10 classes, clips of at most 4 s",
+                 f"{clips.name}, {clips.num_classes} classes, {len(clips)} clips"
+                 f"{' (the synthetic stand-in of the quick profile)' if profile == 'quick' else ''}"),
+        "folds": ("10-fold CV on the official folds; test : validation : training = 1 : 1 : 8 (inferred)",
+                  f"official folds, test folds {', '.join(map(str, folds))} of {clips.n_folds}; validation fold "
+                  "k+1; training the rest"),
+        "labels": ("10 % of the training folds (about 870 clips; inferred); 1 % in Tables 2-4 (inferred); 100 %",
+                   f"{recipe.labelled_fraction * 100:g} % of the training folds, class-balanced; 100 % (upper "
+                   "bound)"),
+        "model": ("CNN14-16k pretrained on AudioSet, fine-tuned whole with a new head",
+                  f"{experiment.arch} ({experiment.source}), fine-tuned whole with a new head"),
+        "input": ("16 kHz, 64-bin log-mel, whole clips",
+                  f"16 kHz, 64-bin log-mel, {recipe.crop_seconds or 'whole'}"
+                  f"{' s crops (random in training, centred in evaluation)' if recipe.crop_seconds else ' clips'}"),
+        "views": ("SpecAugment, Table 1: weak 1 x 8 bins + 1 x 32 frames; strong 2 x 35 bins + 2 x 64 frames",
+                  f"policies {recipe.policies!r}"),
+        "FixMatch": ("μ = 7, τ = 0.95 (0.75 better, Table 3), λ_u not stated ('0.5' near eqs. 4-5)",
+                     f"μ = {recipe.mu}, τ = {recipe.threshold}, λ_u = {recipe.lambda_u}, {recipe.passes} passes"),
+        "optimisation": ("Adam, lr 5e-4, batch 32 (16 + gradient accumulation for FixMatch), cosine over 35 epochs",
+                         f"{recipe.optimizer}, lr {recipe.lr:g}, batch {recipe.batch_size}, cosine over "
+                         f"{recipe.epochs} epochs of {steps}"),
+        "mixup": ("on, inside FixMatch (a 'w/o mixup' ablation)", "on the labelled batch" if recipe.mixup else "off"),
+        "model selection": ("not stated (a validation fold in the 1:1:8 split)", recipe.selection),
+        "metrics": ("accuracy, AUC-ROC", "accuracy, macro one-vs-rest AUC-ROC"),
+    }
+    return pd.DataFrame(rows, index=["study 000 (ROCLING 2021)", "this run"]).T
+
+
+def _metric(results: Results, label: str, metric: str = "accuracy") -> pd.Series:
+    """``metric`` of the runs labelled ``label``, indexed by test fold (empty when there is none)."""
+    runs = [r for r in results if r.get("label", r["arm"]) == label and metric in r["metrics"]]
+    return pd.Series({r["setting"]["fold"]: r["metrics"][metric] for r in runs}, dtype=float)
+
+
+def diagnosis_table(results: Results, recipe: FixMatchRecipe) -> pd.DataFrame:
+    """Per test fold (and their mean), what decides whether FixMatch can help: the supervised accuracy with the
+    labelled fraction and with every label (the room the unlabelled clips could fill), FixMatch's gain, how much of
+    the unlabelled pool passed the threshold at the end (mask rate), how often those confident pseudo-labels were
+    right, how often the pseudo-labels of all clips were right, and how many strong views of each unlabelled clip
+    the run trained on.
+
+    Notebook: 02_fixmatch.
+    """
+    main, fixmatch = label_of("supervised-pann"), label_of("fixmatch-pann")
+    columns = {
+        "supervised, labelled fraction": _metric(results, main),
+        "supervised, every label": _metric(results, label_of("supervised-pann", "100% labels")),
+        "FixMatch": _metric(results, fixmatch),
+        "final mask rate": _metric(results, fixmatch, "final_mask_rate"),
+        "confident pseudo-labels right": _metric(results, fixmatch, "final_pseudo_acc_masked"),
+        "all pseudo-labels right": _metric(results, fixmatch, "final_pseudo_acc"),
+    }
+    table = pd.DataFrame(columns)
+    if table.empty:
+        return table
+    table.insert(2, "room (every label − fraction)", table["supervised, every label"] - table[
+        "supervised, labelled fraction"])
+    table.insert(4, "FixMatch gain", table["FixMatch"] - table["supervised, labelled fraction"])
+    views = {r["setting"]["fold"]: _strong_views(r, recipe) for r in results if r.get("label") == fixmatch}
+    table["strong views per unlabelled clip"] = pd.Series(views, dtype=float)
+    table.index.name = "test fold"
+    table.loc["mean"] = table.mean()
+    return table
+
+
+def _strong_views(result: dict, recipe: FixMatchRecipe) -> float:
+    """Strong views of each unlabelled clip a FixMatch run trained on: steps x μB / unlabelled clips."""
+    n_unlabelled = result["metrics"]["n_unlabelled"]
+    micro = recipe.micro_batch
+    steps = recipe.epochs * (recipe.steps_per_epoch * recipe.accumulate if recipe.steps_per_epoch
+                             else n_unlabelled // (recipe.mu * micro))
+    return steps * recipe.mu * micro / n_unlabelled if n_unlabelled else float("nan")
+
+
+def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
+    """The numbers chapter 02's prose quotes (glued with myst-nb), from its runs; NaN (or "not run") for what the
+    chosen arms did not run. Keys: ``acc_<arm>`` / ``auc_<arm>`` (mean over folds) for ``sup`` (supervised-pann
+    with the labelled fraction), ``fm`` (fixmatch-pann), ``full`` (supervised-pann, every label), ``fm_other``
+    (FixMatch with the other pass structure), ``sup_budgeted`` / ``fm_budgeted``; ``gain_*`` paired differences
+    with ``*_low`` / ``*_high`` / ``*_verdict`` / ``*_higher`` (folds); mask rates and pseudo-label accuracies;
+    label counts; training seconds.
+
+    Notebook: 02_fixmatch.
+    """
+    labels = {"sup": label_of("supervised-pann"), "fm": label_of("fixmatch-pann"),
+              "full": label_of("supervised-pann", "100% labels"),
+              "fm_other": label_of("fixmatch-pann", f"{other_passes(recipe.passes)} passes"),
+              "sup_budgeted": label_of("supervised-pann", "selection budgeted"),
+              "fm_budgeted": label_of("fixmatch-pann", "selection budgeted")}
+    numbers: dict[str, Any] = {}
+    for key, label in labels.items():
+        for metric in ("accuracy", "auc", "last_accuracy"):
+            values = _metric(results, label, metric)
+            short = {"accuracy": "acc", "auc": "auc", "last_accuracy": "last_acc"}[metric]
+            numbers[f"{short}_{key}"] = float(values.mean()) if len(values) else float("nan")
+            numbers[f"{short}_{key}_sd"] = float(values.std()) if len(values) > 1 else float("nan")
+    comparisons = {"gain": ("sup", "fm", "accuracy"), "room": ("sup", "full", "accuracy"),
+                   "passes": ("fm", "fm_other", "accuracy"), "gain_budgeted": ("sup_budgeted", "fm_budgeted",
+                                                                             "accuracy"),
+                   "gain_last": ("sup", "fm", "last_accuracy")}
+    present = {r.get("label", r["arm"]) for r in results}
+    for name, (a, b, metric) in comparisons.items():
+        if labels[a] in present and labels[b] in present:
+            diff = results.paired(labels[a], labels[b], metric)
+            numbers |= {name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high,
+                        f"{name}_higher": diff.favour_b, f"{name}_folds": len(diff.per_fold),
+                        f"{name}_verdict": ("inside the fold noise" if diff.inside_noise else
+                                            "above zero on every resample of the folds" if diff.low > 0 else
+                                            "below zero on every resample of the folds")}
+        else:
+            numbers |= {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan"),
+                        f"{name}_higher": 0, f"{name}_folds": 0, f"{name}_verdict": "not run"}
+    for key, label in (("fm", labels["fm"]), ("fm_other", labels["fm_other"])):
+        for metric in ("final_mask_rate", "final_pseudo_acc_masked", "final_pseudo_acc"):
+            values = _metric(results, label, metric)
+            numbers[f"{metric.removeprefix('final_')}_{key}"] = float(values.mean()) if len(values) else float("nan")
+    runs = [r for r in results if r.get("label") == labels["fm"]]
+    numbers["n_labelled"] = round(np.mean([r["metrics"]["n_labelled"] for r in runs])) if runs else 0
+    numbers["n_unlabelled"] = round(np.mean([r["metrics"]["n_unlabelled"] for r in runs])) if runs else 0
+    numbers["n_val"] = round(np.mean([r["metrics"]["n_val"] for r in runs])) if runs else 0
+    numbers["strong_views"] = float(np.mean([_strong_views(r, recipe) for r in runs])) if runs else float("nan")
+    numbers["train_seconds"] = float(sum(r.get("seconds", 0.0) for r in results))
+    numbers["runs"] = len(results)
+    return numbers

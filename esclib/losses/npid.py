@@ -8,7 +8,12 @@ new embedding :math:`f` is scored against the bank with a non-parametric softmax
 approximated by noise-contrastive estimation (NCE) with K noise clips drawn uniformly (:math:`P_n = 1/N`), and the
 bank is updated as :math:`v_i \\leftarrow \\mathrm{normalise}(m\\,v_i + (1-m)\\,f)`. Following the reference
 implementation (PROTOCOLS.md B6), the normalising constant Z is estimated once, on the first batch. ``nce_k = 0``
-gives the exact softmax over all N instances instead.
+gives the exact softmax over all N instances instead (lemniscate's ``LinearAverage``).
+
+lemniscate updates the bank in the backward pass, after the loss was computed with the old entries; here
+:meth:`NPIDMemory.update` replaces the bank by a new tensor (no in-place write), so calling it right after
+:meth:`NPIDMemory.loss` and before ``backward`` gives the same result (:class:`esclib.train.npid.NPIDStep`).
+Used by chapter 04 (Notebook: 04_npid).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from esclib.features.stft import full_precision
 
 
 class NPIDMemory(nn.Module):
@@ -42,9 +49,14 @@ class NPIDMemory(nn.Module):
         self.register_buffer("log_z", torch.tensor(float("nan")))
 
     def loss(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """The NCE loss (or, with ``nce_k = 0``, the full-softmax cross-entropy) of L2-normalised ``features``."""
+        """The NCE loss (or, with ``nce_k = 0``, the full-softmax cross-entropy) of L2-normalised ``features``
+        ``(B, dim)`` of the instances ``index`` ``(B,)``, computed in float32 (also under autocast)."""
         if features.shape[0] != index.shape[0]:
             raise ValueError(f"features and index disagree: {features.shape[0]} vs {index.shape[0]} items")
+        with full_precision(features):
+            return self._loss(features.float(), index)
+
+    def _loss(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         if self.nce_k == 0:
             logits = features @ self.memory.t() / self.temperature
             return F.cross_entropy(logits, index)
@@ -65,6 +77,8 @@ class NPIDMemory(nn.Module):
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, index: torch.Tensor) -> None:
-        """Move the bank entries of ``index`` toward ``features`` with the bank's momentum, and re-normalise."""
+        """Move the bank entries of ``index`` toward ``features`` with the bank's momentum, and re-normalise:
+        ``v_i <- normalise(m v_i + (1 - m) f_i)``. The bank becomes a new tensor, so a loss computed before (whose
+        backward may need the old bank) is unaffected."""
         mixed = self.memory[index] * self.momentum + features.detach().to(self.memory.dtype) * (1 - self.momentum)
-        self.memory[index] = F.normalize(mixed, dim=1)
+        self.memory = self.memory.index_copy(0, index, F.normalize(mixed, dim=1))

@@ -11,7 +11,8 @@ convolutions (ReLU, a linear last layer) and inverts each pooling in one of two 
 
 Both restore the exact pre-pool sizes, so the autoencoder works for any input of at least 8x8 bins (the study's
 1x28x36 log-mel or a larger one, its proposed next step). :class:`CAEClassifier` is encoder -> flatten ->
-Dense(128) -> Dense(classes), initialised from a trained :class:`ConvAutoencoder` or at random. Chapter 3.
+Dense(128) -> Dense(classes), initialised from a trained :class:`ConvAutoencoder` or at random. Every layer starts
+as Keras 2 started the study's (:func:`keras_init`: Glorot-uniform weights, zero biases). Notebook: 03_cae.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class Switches:
 
     indices: torch.Tensor
     size: torch.Size
+
+
+def keras_init(module: nn.Module) -> None:
+    """Keras 2's default initialisation, which study 002's code used: Glorot-uniform weights
+    (``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``) and zero biases, for every convolution, transposed
+    convolution and dense layer (use as ``model.apply(keras_init)``)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 def _check_input(x: torch.Tensor, in_channels: int, depth: int) -> None:
@@ -67,6 +77,7 @@ class CAEEncoder(nn.Module):
             nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out, k in zip(channels, channels[1:], kernel_sizes)
         )
         self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.apply(keras_init)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[Switches]]:
         """The code and the switches of every pooling layer (outermost first)."""
@@ -128,6 +139,7 @@ class CAEDecoder(nn.Module):
             nn.ConvTranspose2d(c_in, c_out, k, padding=k // 2)
             for c_in, c_out, k in zip(channels, channels[1:], kernels)
         )
+        self.apply(keras_init)
 
     def forward(self, code: torch.Tensor, switches: list[Switches]) -> torch.Tensor:
         x = code
@@ -185,6 +197,7 @@ class CAEClassifier(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
+        self.head.apply(keras_init)
 
     def load_encoder(self, source: CAEEncoder | ConvAutoencoder) -> "CAEClassifier":
         """Copy the weights of a trained encoder (or an autoencoder's encoder) into this classifier's encoder.

@@ -1,10 +1,17 @@
-"""ESResNet (Guzhov et al. 2021), the network of study 004 (DLS / NPID): a torchvision ResNet-50 on the 3-band
-power spectrogram, with a convolutional attention gate after each stage (PROTOCOLS.md B5).
+"""ESResNet (Guzhov et al. 2021), the network of study 004 (DLS / NPID): a torchvision ResNet on the 3-band power
+spectrogram, with a convolutional attention gate after each stage (PROTOCOLS.md B5; reference code
+AndreyGuzhov/ESResNet, ``model/esresnet.py`` and ``model/attention.py``).
 
 Each stage's gate takes the stage *input*, max-pools it to the stage output's size, applies a depthwise
 convolution with a narrow kernel ((3,1) along frequency or (1,5) along time, alternately; (3,5) after global
 pooling), a 1×1 convolution, batch-norm and a sigmoid, and multiplies the stage output by it. Every audio channel
-(stereo: 2) runs through the same network; their 2048-d features are summed before the linear classifier.
+(stereo: 2) runs through the same network; their features are summed before the linear head.
+
+The study's network is ResNet-50 (2048-d features); the ``quick`` profile runs the same code on a smaller
+torchvision ResNet (``arch="resnet18"``, 512-d) and a smaller spectrogram. For NPID the head is lemniscate's
+``fc -> low_dim`` followed by L2 normalisation (``normalize=True``); for classification it is a plain linear layer.
+
+Used by chapter 04 (Notebook: 04_npid) through :mod:`esclib.train.npid`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from torch.nn import functional as F
 
 from esclib.models.backbones import _imagenet_weights
 
+#: torchvision ResNets ESResNet can be built on (``arch``)
+ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 #: (kernel, padding) of the attention gates after layer1..layer4 and after global pooling
 _GATES = (((3, 1), (1, 0)), ((1, 5), (0, 2)), ((3, 1), (1, 0)), ((1, 5), (0, 2)), ((3, 5), (1, 2)))
 
@@ -34,26 +43,49 @@ class AttentionGate(nn.Module):
         return torch.sigmoid(self.bn(self.pointwise(self.depthwise(x))))
 
 
-class ESResNet(nn.Module):
-    """ResNet-50 (optionally with attention gates) over 3-band spectrograms, shared across audio channels.
+def imagenet_status(arch: str = "resnet50") -> str | None:
+    """None when torchvision's ImageNet weights of ``arch`` are in the local torch hub cache, else the message
+    saying where to put them (study 004's ImageNet arm is skipped with it; esclib never downloads them)."""
+    try:
+        _imagenet_weights(arch)
+    except FileNotFoundError as err:
+        return str(err)
+    return None
 
-    Input: ``(B, 3, F, T)`` or ``(B, C, 3, F, T)`` (see :class:`esclib.features.ThreeBandSpectrogram`).
-    ``forward`` returns logits ``(B, num_classes)``; :meth:`features` the summed 2048-d features.
-    ``pretrained=True`` starts from torchvision's ImageNet weights (from the local cache; study 004's "ImageNet"
-    arm); the gates and the classifier always start at random.
+
+class ESResNet(nn.Module):
+    """A torchvision ResNet (optionally with attention gates) over 3-band spectrograms, shared across channels.
+
+    Input: ``(B, 3, F, T)`` or ``(B, C, 3, F, T)`` spectrograms, or -- with a ``frontend`` such as
+    :class:`esclib.features.ThreeBandSpectrogram`, as in the reference where the model computes its own input --
+    waveforms ``(B, samples)`` / ``(B, C, samples)``. :meth:`features` returns the channel-summed pooled features
+    (``width``: 2048 for ResNet-50), ``forward`` the head's output ``(B, num_classes)``, L2-normalised when
+    ``normalize`` (the NPID embedding). ``spec_augment`` (e.g. :class:`esclib.augment.esresnet.RandomBandGain`)
+    acts on the spectrograms in training mode only. ``pretrained=True`` starts the ResNet from torchvision's
+    ImageNet weights (from the local cache; study 004's "ImageNet" arm); the gates and the head always start at
+    random.
     """
 
-    def __init__(self, num_classes: int, *, attention: bool = True, pretrained: bool = False):
+    def __init__(self, num_classes: int, *, arch: str = "resnet50", attention: bool = True, pretrained: bool = False,
+                 normalize: bool = False, frontend: nn.Module | None = None, spec_augment: nn.Module | None = None):
         super().__init__()
-        weights = _imagenet_weights("resnet50") if pretrained else None
-        self.resnet = torchvision.models.resnet50(weights=weights)
+        if arch not in ARCHS:
+            raise ValueError(f"ESResNet: arch must be one of {ARCHS}, got {arch!r}")
+        if num_classes < 1:
+            raise ValueError(f"ESResNet: num_classes must be >= 1, got {num_classes}")
+        self.arch, self.normalize, self.frontend, self.spec_augment = arch, normalize, frontend, spec_augment
+        self.resnet = torchvision.models.get_model(arch, weights=_imagenet_weights(arch) if pretrained else None)
+        self.width = self.resnet.fc.in_features
         self.resnet.fc = nn.Identity()
         self.stages = [self.resnet.layer1, self.resnet.layer2, self.resnet.layer3, self.resnet.layer4]
-        widths = (64, 256, 512, 1024, 2048, 2048)
+        stem = self.resnet.conv1.out_channels
+        outputs = [stage[-1].conv3.out_channels if hasattr(stage[-1], "conv3") else stage[-1].conv2.out_channels
+                   for stage in self.stages]
+        widths = (stem, *outputs, outputs[-1])
         self.gates = nn.ModuleList(
             AttentionGate(widths[i], widths[i + 1], *_GATES[i]) for i in range(5)
         ) if attention else None
-        self.classifier = nn.Linear(2048, num_classes)
+        self.classifier = nn.Linear(self.width, num_classes)
 
     def _one_channel(self, x: torch.Tensor) -> torch.Tensor:
         r = self.resnet
@@ -66,13 +98,18 @@ class ESResNet(nn.Module):
             pooled = pooled * self.gates[4](x, pooled.shape[-2:])
         return pooled.flatten(1)
 
-    def features(self, spec: torch.Tensor) -> torch.Tensor:
-        """Summed per-channel features ``(B, 2048)`` of a 3-band spectrogram batch."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Summed per-channel features ``(B, width)`` of a spectrogram (or, with a frontend, waveform) batch."""
+        spec = self.frontend(x) if self.frontend is not None else x
+        if self.spec_augment is not None and self.training:
+            spec = self.spec_augment(spec)
         if spec.dim() == 4:
             spec = spec.unsqueeze(1)
         if spec.dim() != 5 or spec.shape[2] != 3:
-            raise ValueError(f"ESResNet expects (B, 3, F, T) or (B, C, 3, F, T) input, got {tuple(spec.shape)}")
+            raise ValueError(f"ESResNet expects (B, 3, F, T) or (B, C, 3, F, T) spectrograms, got "
+                             f"{tuple(spec.shape)}")
         return sum(self._one_channel(spec[:, c]) for c in range(spec.shape[1]))
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(spec))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.classifier(self.features(x))
+        return F.normalize(out, dim=1) if self.normalize else out

@@ -9,8 +9,13 @@ Study 003, Sec. V and Table IX (chapter 01):
 
 A frozen base has ``requires_grad = False`` *and* stays in eval mode when the model is put in training mode, so its
 batch-norm running statistics never change and its dropout and SpecAugment are off (the authors' gtzan code only
-sets ``requires_grad``, leaving batch-norm statistics drifting: PROTOCOLS B2). A frozen base therefore maps a clip to
-one fixed embedding, and mixup for the frozen strategies acts on that embedding, the classifier's input.
+sets ``requires_grad``, leaving batch-norm statistics drifting and dropout and SpecAugment on: PROTOCOLS B2). A
+frozen base therefore maps a clip to one fixed embedding, and mixup for the frozen strategies acts on that
+embedding, the classifier's input.
+
+A :class:`TransferModel` reads waveforms (``inputs="waveform"``) or the PANN frontend's log-mel spectrograms
+(``inputs="logmel"``, ``(B, mel_bins, frames)`` as :func:`frontend_logmel` computes them): chapter 01 computes the
+log-mels once per clip and trains on crops of them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 STRATEGIES: tuple[str, ...] = ("scratch", "fine-tune", "freeze_l1", "freeze_l3")
 #: the strategies whose base is frozen (trained on the base's embedding only)
 FROZEN: tuple[str, ...] = ("freeze_l1", "freeze_l3")
+#: what a :class:`TransferModel` reads: waveforms ``(B, samples)`` or frontend log-mels ``(B, mel_bins, frames)``
+INPUTS: tuple[str, ...] = ("waveform", "logmel")
 
 
 def check_strategy(strategy: str) -> str:
@@ -80,15 +87,20 @@ def reinitialise(base: nn.Module) -> nn.Module:
 class TransferModel(nn.Module):
     """A PANN base (``base(waveform, mixup_lambda) -> {"embedding", ...}``) with a new classifier ``head``.
 
-    ``forward(waveform, mixup_lambda=None) -> {"logits": (B', num_classes), "embedding": (B', embedding_size)}``
-    where B' = B/2 with mixup (pairs are mixed, as in the authors' code: inside the base, on the log-mel, for
-    ``scratch`` / ``fine-tune``; on the embedding, in :class:`TransferHead`, for a frozen base). Build one with
-    :func:`transfer_model`, or directly from a base already holding the weights the strategy needs.
+    ``forward(x, mixup_lambda=None) -> {"logits": (B', num_classes), "embedding": (B', embedding_size)}`` where
+    B' = B/2 with mixup (pairs are mixed, as in the authors' code: inside the base, on the log-mel after SpecAugment,
+    for ``scratch`` / ``fine-tune``; on the embedding, in :class:`TransferHead`, for a frozen base). ``x`` is a
+    batch of waveforms, or of frontend log-mels with ``inputs="logmel"``. Build one with :func:`transfer_model`, or
+    directly from a base already holding the weights the strategy needs.
     """
 
-    def __init__(self, base: nn.Module, num_classes: int, strategy: str, *, hidden: int | None = None) -> None:
+    def __init__(self, base: nn.Module, num_classes: int, strategy: str, *, hidden: int | None = None,
+                 inputs: str = "waveform") -> None:
         super().__init__()
+        if inputs not in INPUTS:
+            raise ValueError(f"TransferModel: inputs must be one of {list(INPUTS)}, got {inputs!r}")
         self.strategy = check_strategy(strategy)
+        self.inputs = inputs
         self.base = base
         self.head = TransferHead(strategy, _embedding_size(base), num_classes, hidden)
         self.base_frozen = False
@@ -112,13 +124,28 @@ class TransferModel(nn.Module):
             self.base.eval()
         return self
 
-    def forward(self, waveform: torch.Tensor, mixup_lambda: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Logits and embedding of a batch of waveforms ``(B, samples)`` at the base's sample rate."""
+    def embed(self, x: torch.Tensor, mixup_lambda: torch.Tensor | None = None) -> torch.Tensor:
+        """The base's embedding of a batch (mixed in pairs inside the base when ``mixup_lambda`` is given)."""
+        if self.inputs == "waveform":
+            return self.base(x, mixup_lambda)["embedding"]
+        return self.base.forward_logmel(self.base.normalise(x.transpose(1, 2).unsqueeze(1)),
+                                        mixup_lambda)["embedding"]
+
+    def forward(self, x: torch.Tensor, mixup_lambda: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits and embedding of a batch of waveforms ``(B, samples)`` at the base's sample rate, or of frontend
+        log-mels ``(B, mel_bins, frames)``."""
         if self.base_frozen:
             with torch.no_grad():
-                embedding = self.base(waveform)["embedding"]
+                embedding = self.embed(x)
             return self.head(embedding, mixup_lambda)
-        return self.head(self.base(waveform, mixup_lambda)["embedding"])
+        return self.head(self.embed(x, mixup_lambda))
+
+
+@torch.no_grad()
+def frontend_logmel(base: nn.Module, waveform: torch.Tensor) -> torch.Tensor:
+    """The PANN frontend's log-mel (dB, before ``bn0``) of a batch of waveforms: ``(B, samples) -> (B, mel_bins,
+    frames)``, the input of a :class:`TransferModel` with ``inputs="logmel"`` (Notebook: 01_pann_transfer)."""
+    return base.logmel_extractor(base.spectrogram_extractor(waveform))[:, 0].transpose(1, 2)
 
 
 def _embedding_size(base: nn.Module) -> int:
@@ -130,10 +157,11 @@ def _embedding_size(base: nn.Module) -> int:
 
 
 def transfer_model(checkpoint: str, strategy: str, num_classes: int, *, hidden: int | None = None,
-                   **load_kwargs: object) -> TransferModel:
+                   inputs: str = "waveform", **load_kwargs: object) -> TransferModel:
     """A :class:`TransferModel` for ``strategy`` on the PANN of ``checkpoint`` (a registered name or a file, as
     :func:`esclib.models.panns.load_pann` takes; ``load_kwargs`` are passed on). For ``scratch`` the checkpoint
     only fixes the architecture and frontend: its weights are re-initialised."""
     from esclib.models.panns import load_pann
 
-    return TransferModel(load_pann(checkpoint, **load_kwargs), num_classes, check_strategy(strategy), hidden=hidden)
+    return TransferModel(load_pann(checkpoint, **load_kwargs), num_classes, check_strategy(strategy), hidden=hidden,
+                         inputs=inputs)

@@ -1,10 +1,21 @@
-"""The results store: one JSON file per finished run, written atomically, never replaced by a failed run.
+"""The results store: one JSON file per finished run, keyed by the run's full identity, written atomically.
 
-Layout: ``<root>/<experiment>/<arm>/<setting-slug>/`` holding ``progress.json`` while a run is in progress (its
-parameters and per-epoch curves so far) and ``result.json`` once it finished (parameters, environment, curves,
-final metrics). A chapter opens a run with :meth:`ResultsStore.run`; if the run is ``done`` it reuses the saved
-result instead of training again (a re-run of a finished setting is skipped unless ``force=True``).
-:func:`esclib.runner.start_chapter` gives every chapter a store rooted at ``results/<profile>/``.
+A run is named by its *identity*: every input that can change its result -- the experiment and arm, the profile, the
+seed, every recipe parameter, the digests of its dataset and checkpoint, the digest of its split
+(:mod:`esclib.experiments.base` builds it). Layout::
+
+    <root>/<experiment>/<arm>/<setting-slug>-<id>/result.json     finished: identity, metrics, curves, environment
+                                                  progress.json   while it trains (or after it failed)
+                                                  .lock           held while a process trains it
+    <root>/splits/<split digest>.json                              the clip ids of every split a run used
+
+``<setting-slug>`` is a readable summary (``dataset=esc50,fold=1``); ``<id>`` is the digest of the identity. A
+result is reused only when its stored identity equals the requested one exactly, so a re-run with any other
+parameter trains anew and never returns a stale number; the earlier result stays (``esc results`` shows both,
+grouped apart). A corrupt or truncated ``result.json`` is named in a warning and treated as absent: ``esc run``
+trains the run again, ``esc results`` reports every other run. Two processes asking for the same run take turns:
+the second waits for the first and then reuses its result. :func:`esclib.runner.start_chapter` gives every chapter
+a store rooted at ``results/<profile>/``.
 """
 
 from __future__ import annotations
@@ -14,18 +25,16 @@ import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import numpy as np
 import pandas as pd
 
 from esclib import paths
+from esclib.digest import canonical, digest
+from esclib.locks import file_lock
 from esclib.results.environment import environment, now
-from esclib.results.studies import study_value
-
-#: setting keys that repeat one configuration (aggregated over): the test fold and the seed
-REPEAT_KEYS: tuple[str, ...] = ("fold", "seed")
 
 #: environment variable naming a file to which every finished result path is appended (set by ``esc run``)
 RESULTS_LOG_ENV = "ESC_RESULTS_LOG"
@@ -34,13 +43,9 @@ RESULTS_LOG_ENV = "ESC_RESULTS_LOG"
 #: (``esc run --force``)
 RESULTS_FORCE_ENV = "ESC_FORCE_RESULTS"
 
-#: columns of :meth:`ResultsStore.aggregate`
-AGGREGATE_COLUMNS: tuple[str, ...] = (
-    "experiment", "arm", "setting", "metric", "mean", "std", "n_runs", "study_value", "study_source",
-)
 
-#: numeric entries of a result's metrics that are counts, not metrics
-_NOT_METRICS = frozenset({"n"})
+class CorruptResultWarning(UserWarning):
+    """A result file that cannot be read (truncated, not JSON, not a result); it is skipped or re-computed."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -61,18 +66,39 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Mapping) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
+    """Write ``data`` as JSON to ``path`` atomically (a uniquely named temporary file in the same folder, then
+    ``os.replace``), so that concurrent writers never see or leave a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_jsonable(data), f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(data), f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_result(path: Path) -> dict | None:
+    """The finished result at ``path``, or None (with a :class:`CorruptResultWarning` naming the file) when it
+    cannot be read as one."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        warnings.warn(f"skipping {path}: not a readable result ({err}); `esc run` trains that run again",
+                      CorruptResultWarning, stacklevel=2)
+        return None
+    if not isinstance(result, dict) or not {"identity", "metrics", "arm", "experiment"} <= set(result):
+        warnings.warn(f"skipping {path}: not a result of this esclib (no identity / metrics; written by an older "
+                      "version?); `esc run` trains that run again", CorruptResultWarning, stacklevel=2)
+        return None
+    return result
 
 
 def setting_slug(setting: Mapping[str, object]) -> str:
-    """Folder name of a setting: ``key=value`` pairs sorted by key, joined by ``,`` (``default`` when empty)."""
+    """Readable folder name of a setting: ``key=value`` pairs sorted by key, joined by ``,`` (``default`` when
+    empty)."""
     if not setting:
         return "default"
     parts = []
@@ -80,56 +106,58 @@ def setting_slug(setting: Mapping[str, object]) -> str:
         value = setting[key]
         text = "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         parts.append(f"{key}={text}")
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "-", ",".join(parts))
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "-", ",".join(parts))[:120]
 
 
 class Run:
-    """One run of one setting: per-epoch curves while it trains, final metrics when it finishes.
+    """One run: its identity, per-epoch curves while it trains, final metrics when it finishes.
 
-    Get it from :meth:`ResultsStore.run`. Use it as a context manager to record a failure in ``progress.json``
-    (the finished ``result.json``, if any, is left as it was).
+    Get it from :meth:`ResultsStore.run`. Used as a context manager it holds the run's lock (a second process
+    asking for the same run waits) and records a failure in ``progress.json`` (a finished ``result.json`` is left
+    as it was); check :attr:`done` again inside the block -- another process may have finished the run meanwhile.
     """
 
     def __init__(self, store: "ResultsStore", experiment: str, arm: str, setting: Mapping[str, object],
-                 params: Mapping[str, object], force: bool = False) -> None:
+                 identity: Mapping[str, object], split: Mapping[str, object] | None = None,
+                 force: bool = False) -> None:
         self.store, self.experiment, self.arm = store, experiment, arm
         self.setting = _jsonable(dict(setting))
-        self.params = _jsonable(dict(params))
+        self.identity = canonical(dict(identity))
+        self.id = digest(self.identity, 12)
+        self.split = _jsonable(dict(split)) if split is not None else None
         self.force = force
-        self.dir = store.root / experiment / arm / setting_slug(self.setting)
+        self.dir = store.root / experiment / arm / f"{setting_slug(self.setting)}-{self.id}"
         self.result_path = self.dir / "result.json"
         self.progress_path = self.dir / "progress.json"
-        if self.result_path.exists():
-            saved = self.result()["setting"]
-            if saved != self.setting:
-                raise ValueError(f"{self.result_path} holds setting {saved}, not {self.setting}: two settings share "
-                                 f"the folder name {self.dir.name!r}; rename a setting key or value")
-        progress = self._read(self.progress_path) if self.progress_path.exists() and not self.done else {}
-        self.curves: list[dict] = progress.get("curves", [])
+        self.curves: list[dict] = []
+        self._saved: dict | None = None
         self._started = time.time()
+        self._lock = None
 
     def __repr__(self) -> str:
         return f"Run({self.experiment}/{self.arm}/{self.dir.name}, done={self.done})"
 
-    @staticmethod
-    def _read(path: Path) -> dict:
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); delete it to re-run that setting") from err
+    def _finished(self) -> dict | None:
+        """The stored result if it is a readable result of exactly this identity."""
+        if self._saved is None and self.result_path.is_file():
+            saved = read_result(self.result_path)
+            if saved is not None and saved["identity"] == self.identity:
+                self._saved = saved
+        return self._saved
 
     @property
     def done(self) -> bool:
-        """Whether a finished result exists and is to be reused (always False with ``force=True``)."""
-        return self.result_path.exists() and not self.force
+        """Whether a finished result of exactly this identity exists and is to be reused (never with ``force``)."""
+        return not self.force and self._finished() is not None
 
     def result(self) -> dict:
-        """The saved result: ``experiment, arm, setting, params, environment, curves, metrics, started, finished,
-        seconds``."""
-        if not self.result_path.exists():
-            raise FileNotFoundError(f"run {self.experiment}/{self.arm}/{self.dir.name} has not finished: "
-                                    f"no {self.result_path}")
-        return self._read(self.result_path)
+        """The saved result: ``experiment, arm, setting, identity, id, split, environment, curves, metrics, started,
+        finished, seconds``."""
+        saved = self._finished()
+        if saved is None:
+            raise FileNotFoundError(f"run {self.experiment}/{self.arm}/{self.dir.name} has not finished: no readable "
+                                    f"result of this identity at {self.result_path}")
+        return saved
 
     @property
     def metrics(self) -> dict:
@@ -137,42 +165,49 @@ class Run:
         return self.result()["metrics"]
 
     def _record(self, status: str, **extra: object) -> dict:
-        return {"experiment": self.experiment, "arm": self.arm, "setting": self.setting, "params": self.params,
-                "status": status, "curves": self.curves, **extra}
+        return {"experiment": self.experiment, "arm": self.arm, "setting": self.setting, "identity": self.identity,
+                "id": self.id, "split": self.split, "status": status, "curves": self.curves, **extra}
 
     def log_epoch(self, epoch: int, **values: float) -> None:
-        """Record one epoch's values (e.g. ``loss``, ``val_accuracy``) in ``progress.json``; an epoch logged again
+        """Record one epoch's values (e.g. ``loss``, ``val_acc``) in ``progress.json``; an epoch logged again
         (after a resume from a checkpoint) replaces the earlier entry."""
         self.curves = [c for c in self.curves if c["epoch"] != epoch] + [{"epoch": int(epoch), **_jsonable(values)}]
         self.curves.sort(key=lambda c: c["epoch"])
         write_json_atomic(self.progress_path, self._record("running", updated=now()))
 
-    def finish(self, metrics: Mapping[str, object]) -> dict:
-        """Write ``result.json`` (atomically) with the final ``metrics`` and remove ``progress.json``.
+    def finish(self, metrics: Mapping[str, object], timing: Mapping[str, object] | None = None) -> dict:
+        """Write ``result.json`` (atomically) with the final ``metrics`` (and ``timing``: optimiser steps, training
+        seconds, device -- what the run cost, not what it found) and remove ``progress.json``.
 
-        Refuses to replace a finished result unless the run was opened with ``force=True``.
+        Refuses to replace a finished result of this identity unless the run was opened with ``force``.
         """
         if self.done:
             raise RuntimeError(f"{self.result_path} already holds a finished run; open the run with force=True "
                                "to replace it")
         result = self._record(
             "finished", environment=environment(**self.store.meta), metrics=dict(metrics),
-            started=now(self._started), finished=now(),
+            timing=dict(timing or {}), started=now(self._started), finished=now(),
             seconds=round(time.time() - self._started, 3),
         )
         write_json_atomic(self.result_path, result)
         self.progress_path.unlink(missing_ok=True)
-        self.force = False
+        self.force, self._saved = False, None
         self.store.log_result(self.result_path)
         return self.result()
 
     def __enter__(self) -> "Run":
+        self._lock = file_lock(self.dir / ".lock", what=f"run {self.experiment}/{self.arm}/{self.dir.name}")
+        self._lock.__enter__()
+        self._saved = None  # re-read: another process may have finished it while we waited
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None and not self.done:
-            write_json_atomic(self.progress_path, self._record("failed", error=f"{exc_type.__name__}: {exc}",
-                                                               updated=now()))
+        try:
+            if exc is not None and not self.done:
+                write_json_atomic(self.progress_path, self._record("failed", error=f"{exc_type.__name__}: {exc}",
+                                                                   updated=now()))
+        finally:
+            self._lock.__exit__(exc_type, exc, tb)
 
 
 class ResultsStore:
@@ -187,29 +222,53 @@ class ResultsStore:
 
     @classmethod
     def for_profile(cls, profile: str, **meta: object) -> "ResultsStore":
-        """The store of one profile's runs: ``paths.results_dir()/<profile>`` (quick and paper never mix)."""
-        return cls(paths.results_dir() / profile, meta={"profile": profile, **meta})
+        """The store of one profile's runs: ``paths.results_dir()/<profile>`` (quick and paper never mix; a smoke run,
+        :mod:`esclib.smoke`, writes to ``<profile>-smoke``, never among real results)."""
+        from esclib import smoke
+
+        folder = f"{profile}-smoke" if smoke.active() else profile
+        return cls(paths.results_dir() / folder, meta={"profile": profile, "smoke": smoke.active(), **meta})
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.root)!r})"
 
-    def run(self, experiment: str, arm: str, setting: Mapping[str, object], params: Mapping[str, object],
-            *, force: bool | None = None) -> Run:
-        """Open the run of ``experiment``/``arm`` in ``setting`` (e.g. ``{"dataset": "esc50", "fold": 1}``).
+    def run(self, experiment: str, arm: str, setting: Mapping[str, object], identity: Mapping[str, object], *,
+            split: Mapping[str, object] | None = None, force: bool | None = None) -> Run:
+        """Open the run of ``experiment``/``arm`` with ``identity`` (everything its result depends on); ``setting``
+        is the readable part shown in tables and folder names (e.g. ``{"dataset": "esc50", "fold": 1}``);
+        ``split`` the :meth:`~esclib.data.splits.SplitRecord.to_json` of its clips (saved once under ``splits/``).
 
-        ``params`` are every parameter the run used (stored with the result). Check ``run.done`` before training:
-        a finished run is reused unless ``force`` (default: ``$ESC_FORCE_RESULTS`` is 1, set by ``esc run
-        --force``).
+        Check ``run.done`` before training: a finished run of the same identity is reused unless ``force``
+        (default: ``$ESC_FORCE_RESULTS`` is 1, set by ``esc run --force``).
         """
         if force is None:
             force = os.environ.get(RESULTS_FORCE_ENV) == "1"
         for name, value in (("experiment", experiment), ("arm", arm)):
             if not value or not re.fullmatch(r"[A-Za-z0-9._-]+", value):
                 raise ValueError(f"{name} must be a non-empty name of letters, digits, '.', '_' or '-'; got {value!r}")
-        run = Run(self, experiment, arm, setting, params, force=force)
+        summary = None
+        if split is not None:
+            self.save_split(split)
+            summary = {"digest": split["digest"], "sizes": split["sizes"]}
+        run = Run(self, experiment, arm, setting, identity, summary, force=force)
         if run.done:
             self.log_result(run.result_path)
         return run
+
+    def save_split(self, split: Mapping[str, object]) -> Path:
+        """Write a split record (:meth:`~esclib.data.splits.SplitRecord.to_json`) to ``splits/<digest>.json`` unless
+        it is there already; returns its path."""
+        path = self.root / "splits" / f"{split['digest']}.json"
+        if not path.is_file():
+            write_json_atomic(path, split)
+        return path
+
+    def split(self, split_digest: str) -> dict:
+        """The split record of ``split_digest`` (the clip ids of every role)."""
+        path = self.root / "splits" / f"{split_digest}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no split {split_digest} in {self.root / 'splits'}")
+        return json.loads(path.read_text())
 
     @staticmethod
     def log_result(path: Path) -> None:
@@ -220,51 +279,16 @@ class ResultsStore:
                 f.write(f"{path.resolve()}\n")
 
     def results(self, experiment: str | None = None) -> Iterator[dict]:
-        """Every finished result (optionally of one experiment), in path order."""
+        """Every readable finished result (optionally of one experiment), in path order; unreadable ones are
+        skipped with a :class:`CorruptResultWarning` naming the file."""
         pattern = f"{experiment or '*'}/*/*/result.json"
         for path in sorted(self.root.glob(pattern)):
-            yield Run._read(path)
+            result = read_result(path)
+            if result is not None:
+                yield result
 
     def aggregate(self, experiment: str | None = None) -> pd.DataFrame:
-        """Mean ± std (sample std, ddof=1) of every scalar metric over the runs that differ only in
-        :data:`REPEAT_KEYS` (folds, seeds), with the studies' published number beside it.
+        """:func:`esclib.results.summary.summarise` of every finished run (of ``experiment``)."""
+        from esclib.results.summary import summarise
 
-        Columns :data:`AGGREGATE_COLUMNS`; ``setting`` is the setting without the repeat keys (``""`` if nothing
-        else). ``study_value`` / ``study_source`` come from :mod:`esclib.results.studies` (NaN / "" when the
-        studies published no number for that arm and setting).
-        """
-        groups: dict[tuple, dict] = {}
-        for result in self.results(experiment):
-            setting = {k: v for k, v in result["setting"].items() if k not in REPEAT_KEYS}
-            key = (result["experiment"], result["arm"], json.dumps(setting, sort_keys=True))
-            group = groups.setdefault(key, {"setting": setting, "metrics": {}})
-            for metric, value in result["metrics"].items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and metric not in _NOT_METRICS:
-                    group["metrics"].setdefault(metric, []).append(value)
-        rows = []
-        for (exp, arm, _), group in groups.items():
-            setting = group["setting"]
-            for metric, values in group["metrics"].items():
-                values = np.asarray(values, dtype=float)
-                study = study_value(exp, arm, metric, setting)
-                rows.append({
-                    "experiment": exp, "arm": arm,
-                    "setting": ", ".join(f"{k}={v}" for k, v in sorted(setting.items())),
-                    "metric": metric, "mean": float(values.mean()),
-                    "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-                    "n_runs": len(values),
-                    "study_value": study.value if study else float("nan"),
-                    "study_source": study.study.source if study else "",
-                })
-        return pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
-
-    def curves(self, experiment: str, metric: str) -> pd.DataFrame:
-        """Per-epoch values of ``metric`` of every finished run of ``experiment`` as a long table
-        (``arm, setting, fold, seed, epoch, value``), ready for ``seaborn.lineplot`` (mean ± std over folds)."""
-        rows = []
-        for result in self.results(experiment):
-            setting = result["setting"]
-            rest = ", ".join(f"{k}={v}" for k, v in sorted(setting.items()) if k not in REPEAT_KEYS)
-            rows += [{"arm": result["arm"], "setting": rest, "fold": setting.get("fold"), "seed": setting.get("seed"),
-                      "epoch": c["epoch"], "value": c[metric]} for c in result["curves"] if metric in c]
-        return pd.DataFrame(rows, columns=["arm", "setting", "fold", "seed", "epoch", "value"])
+        return summarise(list(self.results(experiment)))

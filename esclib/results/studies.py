@@ -1,6 +1,7 @@
 """The studies' published numbers, keyed by (experiment, arm, metric) and the setting they were measured in.
 
-Every number is copied from ``shared/PROTOCOLS.md`` (sections A and C), which quotes the studies in ``seeds/``; each
+Every number is copied from the studies and the reference implementations' published results (the book's appendix
+*Protocols and decisions*, ``book/protocols.md``, says where each comes from and what its protocol leaves open); each
 carries its source table. Values are fractions (0-1), the unit of the results store; error rates are converted to
 accuracy (1 - error). Results tables show them *beside* ours (columns ``study_value``, ``study_source``), never as
 ours.
@@ -44,10 +45,12 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Study:
-    """A published source of numbers: the study's id (``"000"`` ... ``"004"`` for the seeds) and its table."""
+    """A published source of numbers: the study's id (``"000"`` ... ``"004"`` for the seeds), its table, and the
+    protocol its numbers were measured under (shown beside every number; book/protocols.md)."""
 
     id: str
     source: str
+    protocol: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,24 +74,33 @@ class StudyValue:
         )
 
 
-S003 = Study("003", "Kong et al. 2020 (PANNs), Table IX")
-S000_T2 = Study("000", "ROCLING 2021, Table 2")
-S000_T3 = Study("000", "ROCLING 2021, Table 3")
-S000_T4 = Study("000", "ROCLING 2021, Table 4")
-S000_T5 = Study("000", "ROCLING 2021, Table 5")
-S002_T1 = Study("002", "DTU CAE (study 002), Table 1")
-S002_T2 = Study("002", "DTU CAE (study 002), Table 2")
-S002_TEXT = Study("002", "DTU CAE (study 002), Sec. 4 text")
-S001_SSL = Study("001", "QUACLRS slides (study 001), SSL 1-fold-1-epoch table")
-S001_FT = Study("001", "QUACLRS slides (study 001), pretrained full fine-tuning table")
-S001_T5 = Study("001", "QUACLRS slides (study 001), Table 5")
-S001_T9 = Study("001", "QUACLRS slides (study 001), Table 9")
-USB = Study("USB", "Wang et al. 2022 (USB), results/usb_audio.csv; HuBERT-base, best error rate")
-CANCES_V1 = Study("Cancès", "Cancès et al. 2021, arXiv v1, as quoted in ROCLING 2021 Table 5; WRN-28-2")
-CANCES = Study("Cancès", "Cancès, Labbé, Pellegrini 2022, EURASIP JASMP abstract; WRN-28-2")
-ESRESNET = Study("ESResNet", "Guzhov et al. 2021 (ESResNet), ImageNet-initialised, official folds")
+S003 = Study("003", "Kong et al. 2020 (PANNs), Table IX",
+             "ESC-50 official 5-fold CV (train on 4 folds), AudioSet-pretrained CNN14 at 32 kHz, 5-s clips")
+_P000 = "UrbanSound8K 10-fold CV (test k, validation k+1), CNN14-16k, 16 kHz"
+S000_T2 = Study("000", "ROCLING 2021, Table 2", f"{_P000}; label fraction inferred as 1 %")
+S000_T3 = Study("000", "ROCLING 2021, Table 3", f"{_P000}; label fraction inferred as 1 %")
+S000_T4 = Study("000", "ROCLING 2021, Table 4", f"{_P000}; label fraction inferred as 1 %")
+S000_T5 = Study("000", "ROCLING 2021, Table 5", _P000)
+_P002 = "one random split of ESC-50 (seed 1337; 1,280 / 320 / 400 clips), 1 x 28 x 36 log-mel, no CV"
+S002_T1 = Study("002", "DTU CAE (study 002), Table 1", _P002)
+S002_T2 = Study("002", "DTU CAE (study 002), Table 2", _P002)
+S002_TEXT = Study("002", "DTU CAE (study 002), Sec. 4 text", _P002)
+_P001 = "13-class extended UrbanSound8K (not rebuildable), 224 x 224 mel images"
+S001_SSL = Study("001", "QUACLRS slides (study 001), SSL 1-fold-1-epoch table",
+                 f"{_P001}; evaluation not stated ('1-fold-1-epoch')")
+S001_FT = Study("001", "QUACLRS slides (study 001), pretrained full fine-tuning table", f"{_P001}; 10-fold CV")
+S001_T5 = Study("001", "QUACLRS slides (study 001), Table 5", f"{_P001}; 10-fold CV, linear probe")
+S001_T9 = Study("001", "QUACLRS slides (study 001), Table 9", f"{_P001}; 10-fold CV, from scratch")
+USB = Study("USB", "Wang et al. 2022 (USB), results/usb_audio.csv",
+            "one split (US8K folds 1-8 / 9 / 10; ESC-50 folds 1-3 / 4 / 5), HuBERT-base, best test error of 3 seeds")
+CANCES_V1 = Study("Cancès", "Cancès et al. 2021, arXiv v1, as quoted in ROCLING 2021 Table 5",
+                  "WRN-28-2 from scratch, UrbanSound8K 10-fold CV")
+CANCES = Study("Cancès", "Cancès, Labbé, Pellegrini 2022, EURASIP JASMP abstract",
+               "WRN-28-2 from scratch, 10-fold CV")
+ESRESNET = Study("ESResNet", "Guzhov et al. 2021 (ESResNet)",
+                 "ImageNet-initialised ESResNet, official folds, 300 epochs")
 
-#: label-fraction caveat of study 000's Tables 2-4 (PROTOCOLS A0)
+#: label-fraction caveat of study 000's Tables 2-4 (book/protocols.md, study 000)
 _ONE_PERCENT = "label fraction of Tables 2-4 inferred as 1 % (text lost)"
 _TABLE3 = "row label lost; inferred from the caption (τ = 0.75, batch 32)"
 
@@ -210,11 +222,12 @@ def study_value(experiment: str, arm: str, metric: str, setting: Mapping[str, ob
 
 
 def study_table(experiment: str | None = None) -> pd.DataFrame:
-    """Every registered number (optionally of one experiment) as a table, with its setting, source and note."""
+    """Every registered number (optionally of one experiment) as a table, with its setting, source, protocol and
+    note."""
     rows = [
         {"experiment": v.experiment, "arm": v.arm, "metric": v.metric, "value": v.value,
          "setting": ", ".join(f"{k}={s}" for k, s in v.setting.items()), "study": v.study.id,
-         "source": v.study.source, "note": v.note, "primary": v.primary}
+         "source": v.study.source, "protocol": v.study.protocol, "note": v.note, "primary": v.primary}
         for v in STUDY_VALUES if experiment in (None, v.experiment)
     ]
     if experiment is not None and experiment not in EXPERIMENTS:

@@ -1,4 +1,4 @@
-"""The book's JavaScript served locally, so the HTML reads offline (TOOLCHAIN pitfall 6).
+"""The book's JavaScript served locally, so the HTML reads offline (Jupyter Book loads MathJax, require.js and the widget manager from CDNs by default).
 
 MathJax 3, require.js and the Jupyter widget manager (which draws the saved tqdm progress bars) load from CDNs by
 default. ``esc book`` fetches pinned versions once with ``npm pack`` (the npm registry; npm checks each tarball's

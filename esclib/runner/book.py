@@ -1,11 +1,14 @@
 """The book build (``esc book``): every chapter of ``_toc.yml`` executed, then a strict, offline HTML build.
 
-1. ``book/parameters.md`` is regenerated from the chapters' specs.
+1. ``book/parameters.md`` and the lab table ``book/generated/labs.csv`` are regenerated from the code.
 2. Each chapter ``book/chapters/NN_name`` listed in ``_toc.yml`` runs from ``notebooks/NN_name.ipynb`` (unless
    ``skip_run``); a chapter that fails stops the build before Sphinx runs.
-3. Every executed copy must exist and be a finished run (TOOLCHAIN pitfall 5).
+3. Every executed copy must exist and be a finished run (papermill writes a copy even when a cell fails: the build refuses it).
 4. ``jupyter-book build . -W -n --keep-going --all`` renders the executed copies (execution off, pitfall 1) and the
    pages must load no script or stylesheet from another host (pitfall 6; :mod:`esclib.runner.assets`).
+
+Two editions come from the same executed chapters (:mod:`esclib.runner.editions`): the instructor edition (the
+default, ``_build/html``) with every solution, and the student edition (``_build/student/html``) without any.
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from typing import Any, Iterator
 import yaml
 
 from esclib.runner.assets import fetch_assets, remote_assets
+from esclib.runner.editions import (EDITIONS, edition_html, finish_student_edition, jupyter_book_args,
+                                    launch_problems)
 from esclib.runner.execute import CHAPTERS_DIR, Execution, execute, executed_ok
 from esclib.runner.spec import PROFILES, ChapterSpec, Param
 from esclib.runner.specs import get_spec
 
 #: the generated page listing every chapter's parameters, relative to the repository root
 PARAMETERS_PAGE = Path("book") / "parameters.md"
+#: the generated table of every chapter's lab (read by book/instructors.md)
+LABS_TABLE = Path("book") / "generated" / "labs.csv"
+#: wall time of every chapter, written by ``benchmarks/bench_book.py --write`` (read by book/instructors.md)
+CHAPTER_TIMES = Path("book") / "generated" / "chapter_times.csv"
 
 
 def _toc_files(entry: Any) -> Iterator[str]:
@@ -75,18 +84,24 @@ def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
         "",
         f"`profile` is one of {', '.join(f'`{p}`' for p in PROFILES)}: `quick` runs on synthetic data on a CPU in",
         "minutes; `paper` follows the study's protocol at full scale on the real data (a GPU is used when present).",
-        "Values given with `-p` are read as Python literals (`1e-4`, `[1, 2]`, `None`), else as text (`1-3`).",
+        "Values given with `-p` are read as Python literals (`1e-4`, `[1, 2]`, `None`), else as text (`1-3`);",
+        "`''` is an empty list.",
+        "",
+        "The *scope* says what a parameter changes. `recipe`, `input` and `run` parameters are part of every run's",
+        "identity: a run with another value trains anew, and a stored result is reused only when every one of them",
+        "matches. `grid` parameters choose which runs the chapter makes (folds, arms, label budgets); `view`",
+        "parameters change only figures and examples.",
     ]
     for stem, spec in specs:
         lines += ["", f"## `{stem}`" + (f": {spec.title}" if spec else ""), ""]
         if spec is None:
             lines.append(f"No spec yet (`esclib/runner/specs/ch{stem}.py`).")
             continue
-        lines += ["| parameter | quick | paper | allowed | meaning |", "|---|---|---|---|---|"]
+        lines += ["| parameter | scope | quick | paper | allowed | meaning |", "|---|---|---|---|---|---|"]
         for name, param in spec.params.items():
             meaning = param.help.replace("|", "\\|")
-            lines.append(f"| `{name}` | {_literal(param.quick)} | {_literal(param.paper)} | {_allowed(param)} | "
-                         f"{meaning} |")
+            lines.append(f"| `{name}` | {param.scope} | {_literal(param.quick)} | {_literal(param.paper)} | "
+                         f"{_allowed(param)} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 
@@ -97,6 +112,39 @@ def write_parameters_page(root: Path, stems: list[str]) -> Path:
     if not page.is_file() or page.read_text() != text:
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(text)
+    return page
+
+
+def write_labs_table(root: Path) -> Path:
+    """Regenerate ``book/generated/labs.csv`` (exercises, coding exercises and checks per chapter, read by the
+    instructors' page) from :mod:`esclib.labs` (rewritten only when it changes)."""
+    from esclib.labs import summary
+
+    page = root / LABS_TABLE
+    text = summary().to_csv(index=False)
+    if not page.is_file() or page.read_text() != text:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(text)
+    return page
+
+
+def write_chapter_times(root: Path, rows: list[tuple[str, str, float | None]], machine: str) -> Path:
+    """Write ``book/generated/chapter_times.csv`` from ``(chapter, profile, seconds or None)`` rows measured on
+    ``machine``; every chapter with a lab gets a row ("not measured" when absent from ``rows``)."""
+    import csv
+
+    from esclib.labs import summary
+
+    measured = {stem: (profile, seconds) for stem, profile, seconds in rows if seconds is not None}
+    page = root / CHAPTER_TIMES
+    page.parent.mkdir(parents=True, exist_ok=True)
+    with page.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["chapter", "profile", "wall time (min)", "measured on"])
+        for stem in dict.fromkeys([*summary()["chapter"], *measured]):
+            profile, seconds = measured.get(stem, ("quick", None))
+            writer.writerow([stem, profile, "not measured" if seconds is None else f"{seconds / 60:.1f}",
+                             machine if seconds is not None else "`python benchmarks/bench_book.py --write`"])
     return page
 
 
@@ -121,28 +169,46 @@ def _jupyter_book() -> str:
     return found
 
 
-def build_html(root: Path, toc: Path) -> int:
-    """``jupyter-book build`` of ``root`` with ``toc``: strict (``-W -n --keep-going``), every page (``--all``).
-    Returns its exit status; 1 as well when a page loads scripts or styles from another host."""
+def build_html(root: Path, toc: Path, edition: str = "instructor") -> int:
+    """``jupyter-book build`` of ``root`` with ``toc``: strict (``-W -n --keep-going``), every page (``--all``),
+    into the ``edition``'s folder (:func:`esclib.runner.editions.edition_html`). Returns its exit status; 1 as well
+    when a page loads scripts or styles from another host, or a student page still holds a solution."""
+    problems = launch_problems(root / "_config.yml")
+    if problems:
+        print(f"[esc] {problems[0]}", file=sys.stderr)
+        return 1
     fetch_assets(root)
-    status = subprocess.run([_jupyter_book(), "build", str(root), "--toc", str(toc), "-W", "-n", "--keep-going",
-                             "--all"], cwd=root).returncode
-    if status != 0:
-        return status
-    remote = remote_assets(root / "_build" / "html")
-    for page, urls in remote.items():
-        print(f"[esc] {page} loads from another host: {', '.join(urls)}", file=sys.stderr)
-    return 1 if remote else 0
+    with jupyter_book_args(root, edition) as (extra, built):
+        status = subprocess.run([_jupyter_book(), "build", str(root), "--toc", str(toc), "-W", "-n",
+                                 "--keep-going", "--all", *extra], cwd=root).returncode
+        if status != 0:
+            return status
+        html = edition_html(root, edition)
+        if built != html:
+            if html.exists():
+                shutil.rmtree(html)
+            shutil.move(str(built), html)
+    problems = finish_student_edition(html) if edition == "student" else []
+    for page, urls in remote_assets(html).items():
+        problems.append(f"{page} loads from another host: {', '.join(urls)}")
+    for problem in problems:
+        print(f"[esc] {problem}", file=sys.stderr)
+    if not problems:
+        print(f"[esc] {edition} edition: {html / 'index.html'}")
+    return 1 if problems else 0
 
 
 def build_book(root: Path, *, profile: str = "quick", skip_run: bool = False, toc: Path | None = None,
-               progress: bool = True, force: bool = False) -> int:
-    """``esc book``: regenerate the parameters page, execute every chapter of ``toc`` (default ``_toc.yml``)
-    unless ``skip_run`` (``force``: re-computing finished results), check the executed copies and build the HTML
-    strictly. Returns the exit status."""
+               progress: bool = True, force: bool = False, edition: str = "instructor") -> int:
+    """``esc book``: regenerate the parameters page and the lab table, execute every chapter of ``toc`` (default
+    ``_toc.yml``) unless ``skip_run`` (``force``: re-computing finished results), check the executed copies and
+    build the ``edition`` (instructor or student) strictly. Returns the exit status."""
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {EDITIONS}, got {edition!r}")
     toc = toc or root / "_toc.yml"
     stems = toc_chapters(toc)
     write_parameters_page(root, stems)
+    write_labs_table(root)
     if not skip_run:
         absent = [stem for stem in stems if not (root / "notebooks" / f"{stem}.ipynb").is_file()]
         if absent:
@@ -160,4 +226,4 @@ def build_book(root: Path, *, profile: str = "quick", skip_run: bool = False, to
         print(f"[esc] no finished executed copy of chapter(s) {', '.join(missing)} in {CHAPTERS_DIR}; run them "
               "with `esc run` or `esc book` without --skip-run", file=sys.stderr)
         return 1
-    return build_html(root, toc)
+    return build_html(root, toc, edition)

@@ -2,19 +2,18 @@
 
 A chapter's code cell right after its ``parameters`` cell reads::
 
-    cfg = esclib.runner.start_chapter("01_pann_transfer", profile=profile, seed=seed, folds=folds, ...)
+    cfg = esclib.runner.start_chapter("01_pann_transfer", globals())
 
-and then uses ``cfg.<param>``, ``cfg.device``, ``cfg.store``, ``cfg.profile`` and ``cfg.seed``.
+(the spec's parameters are read from the notebook's namespace: nothing is listed twice) and then uses
+``cfg.<param>``, ``cfg.device``, ``cfg.store``, ``cfg.profile`` and ``cfg.seed``.
 """
 
 from __future__ import annotations
 
 import html
-import random
+import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import Any, Mapping
 
 from esclib.results.environment import environment
 from esclib.results.store import ResultsStore
@@ -25,23 +24,15 @@ from esclib.runner.specs import get_spec
 SHOWN_PACKAGES: tuple[str, ...] = ("esclib", "torch", "numpy", "librosa", "scikit-learn")
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python's ``random``, numpy's global generator and torch (CPU and every GPU)."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def pick_device(profile: str, device: str | None = None):
-    """The torch device of a run: ``device`` if given, else cuda when available in the paper profile, else cpu."""
+    """The torch device of a run: ``device`` if given (checked to exist here: :func:`esclib.device.resolve_device`),
+    else cuda when available in the paper profile, else cpu."""
     import torch
+
+    from esclib.device import resolve_device
 
     if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"parameter 'device' is {device!r} but torch sees no CUDA GPU; use 'cpu' or None")
-        return torch.device(device)
+        return resolve_device(device, "parameter 'device'")
     return torch.device("cuda" if profile == "paper" and torch.cuda.is_available() else "cpu")
 
 
@@ -51,7 +42,7 @@ class RunMetadata(dict):
     def rows(self) -> list[tuple[str, str]]:
         """(field, value) pairs of the run table."""
         packages = ", ".join(f"{k} {v}" for k, v in self["packages"].items() if k in SHOWN_PACKAGES)
-        keys = ("notebook", "profile", "dataset", "device", "seed", "commit", "date", "python", "platform")
+        keys = ("notebook", "profile", "smoke", "dataset", "device", "seed", "commit", "date", "python", "platform")
         return [(k, str(self[k])) for k in keys if k in self] + [("packages", packages)]
 
     def _repr_html_(self) -> str:
@@ -97,6 +88,11 @@ class ChapterContext:
         """The run's random seed."""
         return self.params["seed"]
 
+    def run_args(self, **extra: Any) -> dict[str, Any]:
+        """The arguments every experiment takes from the chapter (:class:`esclib.experiments.base.Experiment`):
+        ``store``, ``profile``, ``seed``, ``device`` (plus ``extra``)."""
+        return {"store": self.store, "profile": self.profile, "seed": self.seed, "device": self.device, **extra}
+
 
 def _show(metadata: RunMetadata) -> None:
     try:
@@ -110,18 +106,40 @@ def _show(metadata: RunMetadata) -> None:
         print(repr(metadata))
 
 
-def start_chapter(notebook_stem: str, **given: Any) -> ChapterContext:
-    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): resolve ``given`` against its spec (unknown
-    names and invalid values raise a ValueError naming them), seed python / numpy / torch, pick the device, show the
-    run-metadata table and return the context. ``profile`` defaults to ``quick``."""
+def torch_threads() -> int:
+    """Threads for torch in a chapter: ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs), else the
+    cores this process may run on."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:
+    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): read its parameters from ``namespace`` (the
+    notebook's ``globals()``: every name of the spec found there) and ``given``, resolve them against its spec
+    (unknown names and invalid values raise a ValueError naming them), seed python / numpy / torch, set torch's
+    thread count (:func:`torch_threads`), pick the device, show the run-metadata table and return the context.
+    ``profile`` defaults to ``quick``."""
+    import torch
+
+    from esclib.experiments.base import seed_everything
+
     spec = get_spec(notebook_stem)
     if spec is None:
         raise ValueError(f"no spec for notebook {notebook_stem!r}: expected esclib/runner/specs/ch{notebook_stem}.py "
                          "defining SPEC")
+    if namespace is not None:
+        given = {**{name: namespace[name] for name in spec.names if name in namespace}, **given}
     params = resolve(spec, given.pop("profile", None) or "quick", **given)
     seed_everything(params["seed"])
+    torch.set_num_threads(torch_threads())
     device = pick_device(params["profile"], params["device"])
+    from esclib import smoke
+
     metadata = RunMetadata(environment(notebook=notebook_stem, profile=params["profile"],
+                                       **({"smoke": "yes: synthetic data, random weights, numbers mean nothing"}
+                                          if smoke.active() else {}),
                                        **({"dataset": params["dataset"]} if "dataset" in params else {}),
                                        device=str(device), seed=params["seed"]), parameters=params)
     store = ResultsStore.for_profile(params["profile"], notebook=notebook_stem, device=str(device),

@@ -5,7 +5,7 @@ repository root as working directory, into ``book/chapters/NN_name.ipynb``. Para
 notebook's ``parameters`` cell and the chapter's spec before the kernel starts. A run that fails never lands in the
 book: its copy is moved to ``failed/`` beside the executed copies and the failing cell is reported. A successful
 copy is post-processed: papermill's injected-parameters cell is tagged ``hide-input`` and a note with the command,
-commit, date and wall time is inserted near the top (TOOLCHAIN pitfalls 4 and 5).
+commit, date and wall time is inserted near the top (papermill copies no metadata from the parameters cell, and writes a copy even when a cell fails).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ThisPythonKernelManager(AsyncKernelManager):
     """Starts ipykernel from the interpreter running ``esc``, whatever kernelspecs the user has installed.
 
     Only ipykernel's built-in ``python3`` spec is visible (its argv is ``sys.executable``), so a ``python3``
-    kernelspec of another environment in ``~/.local/share/jupyter`` cannot take over (TOOLCHAIN pitfall 3).
+    kernelspec of another environment in ``~/.local/share/jupyter`` cannot take over (papermill fails with "No such kernel" otherwise).
     Transport encryption is used where the kernel supports it (jupyter_client >= 8.10).
     """
 
@@ -57,7 +57,10 @@ class ThisPythonKernelManager(AsyncKernelManager):
 
 def literal(text: str) -> Any:
     """A command-line value as Python: a Python literal (``1e-4``, ``[1, 2]``, ``None``), else YAML (``true``,
-    ``null``), else the text itself (``1-3``, ``/data/ESC-50``)."""
+    ``null``), else the text itself (``1-3``, ``/data/ESC-50``). The empty text stays ``""`` (an empty list where a
+    list is expected), never ``None`` (the default)."""
+    if not text.strip():
+        return ""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -118,9 +121,9 @@ def check_request(source: Path, profile: str, parameters: Mapping[str, Any]) -> 
     return resolve(spec, profile, **parameters)
 
 
-def command_line(stem: str, profile: str, parameters: Mapping[str, Any]) -> str:
+def command_line(stem: str, profile: str, parameters: Mapping[str, Any], smoke: bool = False) -> str:
     """The ``esc run`` command that reproduces a run."""
-    args = ["esc", "run", stem, "--profile", profile]
+    args = ["esc", "run", stem, "--profile", profile, *(["--smoke"] if smoke else [])]
     for name, value in parameters.items():
         args += ["-p", name, value if isinstance(value, str) else repr(value)]
     return shlex.join(args)
@@ -153,6 +156,22 @@ class Execution:
 
 
 @contextmanager
+def smoke_environment(smoke: bool) -> Iterator[None]:
+    """``$ESC_SMOKE`` set for the block when ``smoke`` (:mod:`esclib.smoke`), as it was otherwise."""
+    from esclib.smoke import SMOKE_ENV
+
+    saved = os.environ.get(SMOKE_ENV)
+    os.environ[SMOKE_ENV] = "1" if smoke else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(SMOKE_ENV, None)
+        else:
+            os.environ[SMOKE_ENV] = saved
+
+
+@contextmanager
 def _kernel_environment(commit: str, results_log: Path, force: bool) -> Iterator[None]:
     """Environment variables the kernel inherits: the commit, the results log and whether finished results are
     re-computed."""
@@ -180,14 +199,18 @@ def describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _run_info_cell(command: str, seconds: float, commit: str) -> nbformat.NotebookNode:
+def _run_info_cell(command: str, seconds: float, commit: str, smoke: bool = False) -> nbformat.NotebookNode:
     text = (f"```{{note}}\nThis page was executed by `{command}` on {now()} from commit `{commit}`; "
             f"wall time {seconds:.1f} s. The run-metadata table below lists the device, seed and package "
             "versions.\n```")
+    if smoke:
+        text = ("```{warning}\nSMOKE RUN: the paper code path on synthetic data in the real layout and random-weight "
+                "checkpoints, a couple of optimiser steps per run. Its numbers mean nothing.\n```\n\n" + text)
     return nbformat.v4.new_markdown_cell(text, metadata={"tags": [RUN_INFO_TAG]})
 
 
-def postprocess(nb: nbformat.NotebookNode, command: str, commit: str, results: list[str]) -> nbformat.NotebookNode:
+def postprocess(nb: nbformat.NotebookNode, command: str, commit: str, results: list[str],
+                smoke: bool = False) -> nbformat.NotebookNode:
     """Tag papermill's injected-parameters cell ``hide-input``; insert (or refresh) the run note after the title
     cell; record the command, commit, wall time (papermill's duration) and results written in ``metadata.esc``."""
     seconds = float(nb.metadata.get("papermill", {}).get("duration") or 0.0)
@@ -198,24 +221,41 @@ def postprocess(nb: nbformat.NotebookNode, command: str, commit: str, results: l
     nb.cells = [c for c in nb.cells if RUN_INFO_TAG not in c.metadata.get("tags", [])]
     first = nb.cells[0] if nb.cells else None
     at = 1 if first is not None and first.cell_type == "markdown" and first.source.lstrip().startswith("#") else 0
-    nb.cells.insert(at, _run_info_cell(command, seconds, commit))
+    nb.cells.insert(at, _run_info_cell(command, seconds, commit, smoke))
     nb.metadata["esc"] = {"command": command, "seconds": seconds, "commit": commit, "date": now(),
-                          "results": results}
+                          "results": results, "smoke": smoke}
     return nb
 
 
 def execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profile: str = "quick",
-            root: Path | None = None, progress: bool = True, force: bool = False) -> Execution:
+            root: Path | None = None, progress: bool = True, force: bool = False, smoke: bool = False) -> Execution:
     """Run ``source`` with ``parameters`` (plus ``profile``) into ``output``; with ``force`` the notebook's runs
     re-compute their finished results instead of reusing them.
 
     On success the post-processed copy replaces ``output`` atomically. On failure papermill's copy goes to
     ``<output dir>/failed/<name>`` (an earlier successful ``output`` is left as it was) and the Execution carries
-    the failing cell and its error. The kernel runs in ``root`` (default: the repository root).
+    the failing cell and its error. The kernel runs in ``root`` (default: the repository root); ``smoke`` makes it a
+    smoke run (:mod:`esclib.smoke`; the copy is marked as one). While it runs the
+    executed copy is locked: a second ``esc run`` of the same copy (from another shell in the same checkout) is
+    refused at once, naming the process that holds it, and touches nothing.
     """
-    import papermill
+    from esclib.locks import LockedError, file_lock
 
     root = (root or find_root()).resolve()
+    lock = output.parent / ".locks" / f"{output.name}.lock"
+    try:
+        with file_lock(lock, what=f"the executed copy {_relative(output, root)}", wait=False), \
+                smoke_environment(smoke):
+            return _execute(source, output, parameters, profile=profile, root=root, progress=progress, force=force,
+                            smoke=smoke)
+    except LockedError as err:
+        return Execution(source, output, dict(parameters), False, 0.0, f"not run: {err}")
+
+
+def _execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profile: str, root: Path,
+             progress: bool, force: bool, smoke: bool) -> Execution:
+    import papermill
+
     parameters = {"profile": profile, **{k: v for k, v in parameters.items() if k != "profile"}}
     running = output.parent / ".running" / output.name
     failed = output.parent / "failed" / output.name
@@ -240,7 +280,8 @@ def execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profil
         results = [_relative(Path(p), root) for p in dict.fromkeys(written)]
         log.unlink(missing_ok=True)
     given = {k: v for k, v in parameters.items() if k != "profile"}
-    nb = postprocess(nbformat.read(running, as_version=4), command_line(source.stem, profile, given), commit, results)
+    nb = postprocess(nbformat.read(running, as_version=4), command_line(source.stem, profile, given, smoke), commit,
+                     results, smoke)
     nbformat.write(nb, running)
     os.replace(running, output)
     failed.unlink(missing_ok=True)

@@ -4,7 +4,18 @@ Every chapter ``notebooks/NN_name.ipynb`` has a spec ``esclib/runner/specs/chNN_
 ``SPEC = ChapterSpec(...)``. The same spec validates ``esc run -p NAME VALUE`` before papermill starts, resolves the
 parameters inside the notebook (:func:`esclib.runner.start_chapter`), and generates the book's parameter tables.
 A parameter given as ``None`` takes its profile's default: ``quick`` (synthetic data, CPU, minutes) or ``paper``
-(the study's protocol at full scale).
+(the study's protocol at full scale). The spec is the one source of the defaults: the chapter's recipe
+(:class:`esclib.experiments.base.Recipe`) is built from the resolved parameters and has no defaults of its own
+that a chapter could silently fall back on.
+
+Each parameter has a *scope*, shown in the book's parameter tables and checked by the tests:
+
+- ``recipe``: a field of the chapter's recipe (``ChapterSpec.recipes``): part of every run's identity;
+- ``input``: which dataset tree or checkpoint is read: part of every run's identity through their digests;
+- ``run``: ``seed`` and ``device``: part of every run's identity;
+- ``grid``: which runs the chapter makes (folds, arms, label budgets, ablations): each run's identity records its own
+  values, so changing them adds or drops runs and never changes a finished one;
+- ``view``: figures and examples only; never changes a number.
 """
 
 from __future__ import annotations
@@ -18,6 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 #: the two profiles every chapter runs in
 PROFILES: tuple[str, ...] = ("quick", "paper")
 
+#: what a parameter changes (see the module docstring)
+SCOPES: tuple[str, ...] = ("recipe", "input", "run", "grid", "view")
+
 Check = Callable[[Any], None]
 
 
@@ -29,6 +43,7 @@ class Param:
     ``description`` attribute, if any, is shown in the book's parameter tables); ``parse``
     turns a given value into the value the chapter uses (e.g. :func:`parse_folds` turns ``"1-3"`` into
     ``(1, 2, 3)``). A resolved value of None (a default of None, e.g. "no data root: synthetic data") is not checked.
+    ``scope`` is one of :data:`SCOPES`.
     """
 
     help: str
@@ -37,6 +52,11 @@ class Param:
     choices: Sequence[Any] | None = None
     check: Check | None = None
     parse: Callable[[Any], Any] | None = None
+    scope: str = "recipe"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"Param scope must be one of {SCOPES}, got {self.scope!r}")
 
     def default(self, profile: str) -> Any:
         """The value used in ``profile`` when none is given."""
@@ -60,17 +80,27 @@ class Param:
 
 def _common_params() -> dict[str, Param]:
     return {
-        "seed": Param("random seed of python, numpy and torch", 0, 0, check=integer(0)),
+        "seed": Param("random seed: of the synthetic worlds, the labelled subsets and every run (each run's torch, "
+                      "numpy and python generators start from it and the run's split)", 0, 0, check=integer(0),
+                      scope="run"),
         "device": Param("torch device; None: cuda when available in the paper profile, else cpu", None, None,
-                        check=device_name),
+                        check=device_name, scope="run"),
     }
+
+
+CrossCheck = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
 class ChapterSpec:
     """The parameters of one chapter notebook (``notebook`` is its stem, e.g. ``"01_pann_transfer"``).
 
-    ``experiment`` names the chapter's experiment in the results store (None for chapters without runs).
+    ``experiment`` names the chapter's experiment in the results store (None for chapters without runs);
+    ``recipes`` the chapter's recipe classes as ``"module:Class"`` (kept as text so that a spec imports no torch),
+    whose fields are exactly the parameters of scope ``recipe``; ``checks`` run on the resolved parameters together
+    (e.g. :func:`folds_fit`: folds the dataset has), each raising a ValueError that names the parameters;
+    ``smoke`` the defaults a smoke run (:mod:`esclib.smoke`) takes instead of the paper ones (one fold, the smallest
+    grid) -- everything else stays at the paper profile's value.
     ``seed`` and ``device`` are added to ``params`` unless the spec defines them itself.
     """
 
@@ -78,11 +108,17 @@ class ChapterSpec:
     title: str
     experiment: str | None
     params: Mapping[str, Param] = field(default_factory=dict)
+    recipes: tuple[str, ...] = ()
+    checks: tuple[CrossCheck, ...] = ()
+    smoke: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "profile" in self.params:
             raise ValueError(f"spec {self.notebook}: 'profile' is not a parameter of its own; every chapter has it")
         object.__setattr__(self, "params", {**_common_params(), **self.params})
+        unknown = [name for name in self.smoke if name not in self.params]
+        if unknown:
+            raise ValueError(f"spec {self.notebook}: smoke overrides {unknown} are not parameters")
 
     @property
     def names(self) -> list[str]:
@@ -109,15 +145,22 @@ def resolve(spec: ChapterSpec, profile: str, **given: Any) -> dict[str, Any]:
     """Every parameter of ``spec`` resolved for ``profile``: the given value, or the profile's default where the
     value is missing or None; each parsed and checked. Returns a dict with ``profile`` first.
 
-    Unknown names and invalid values raise a ValueError naming them (and listing the valid names).
+    Unknown names and invalid values raise a ValueError naming them (and listing the valid names). In a smoke run
+    (:mod:`esclib.smoke`) of the paper profile the spec's ``smoke`` defaults replace the paper ones.
     """
+    from esclib import smoke
+
     check_profile(profile)
     given = {k: v for k, v in given.items() if k != "profile"}
     check_names(given, spec.names, f"notebook {spec.notebook}")
     resolved: dict[str, Any] = {"profile": profile}
+    defaults = spec.smoke if smoke.active() and profile == "paper" else {}
     for name, param in spec.params.items():
         value = given.get(name)
-        resolved[name] = param.validate(name, param.default(profile) if value is None else value)
+        default = defaults[name] if name in defaults else param.default(profile)
+        resolved[name] = param.validate(name, default if value is None else value)
+    for check in spec.checks:
+        check(resolved)
     return resolved
 
 
@@ -154,9 +197,13 @@ def integer(lo: int | None = None, hi: int | None = None) -> Check:
 
 
 def device_name(value: Any) -> None:
-    """Check a torch device name: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    """Check a torch device name -- ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -- and that this machine has it."""
     if not isinstance(value, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
         raise ValueError("expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if value != "cpu":
+        from esclib.device import resolve_device
+
+        resolve_device(value)
 
 
 def existing_dir(value: Any) -> None:
@@ -170,6 +217,8 @@ def parse_folds(value: Any) -> tuple[int, ...] | str:
     (``"1-2,5"``). Returns sorted fold numbers (1-based), or ``"all"``; see :func:`expand_folds`."""
     if isinstance(value, str) and value.strip().lower() == "all":
         return "all"
+    if isinstance(value, str) and not value.strip() or isinstance(value, (list, tuple)) and not value:
+        return ()
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items: list[Any] = [value]
     elif isinstance(value, (list, tuple)):
@@ -198,16 +247,17 @@ def _items(value: Any) -> list:
 
 def parse_names(allowed: Sequence[str]) -> Callable[[Any], tuple[str, ...]]:
     """A parser of a list of names (``"a,b"`` or ``["a", "b"]``), each one of ``allowed``; duplicates dropped,
-    order kept (e.g. the arms a chapter runs)."""
+    order kept (e.g. the arms a chapter runs). ``""`` (or ``"none"``) is the empty list."""
 
     def parse(value: Any) -> tuple[str, ...]:
-        names = [str(n) for n in _items(value)]
+        names = [str(n) for n in _items(value) if str(n) != "none"]
         unknown = [n for n in names if n not in allowed]
-        if unknown or not names:
-            raise ValueError(f"expected one or more of {list(allowed)}, got {unknown or value!r}")
+        if unknown:
+            raise ValueError(f"expected names from {list(allowed)}, got {unknown}")
         return tuple(dict.fromkeys(names))
 
-    parse.description = f"a comma-separated list of {', '.join(f'`{a}`' for a in allowed)}"  # type: ignore
+    parse.description = (f"a comma-separated list of {', '.join(f'`{a}`' for a in allowed)} (`''`: "  # type: ignore
+                         "none)")
     return parse
 
 
@@ -223,16 +273,55 @@ def parse_counts(value: Any) -> tuple[int, ...]:
     return tuple(sorted(set(counts)))
 
 
-def data_root_param() -> Param:
-    """The ``data_root`` parameter every chapter on a dataset shares."""
-    return Param("dataset folder; None: synthetic data in quick, esclib.paths.data_dir() in paper", None, None,
-                 check=existing_dir)
+def parse_fractions(value: Any) -> tuple[float, ...]:
+    """A list of fractions in (0, 1] (``"0.1,0.5"`` or ``[0.1, 0.5]``), sorted, duplicates dropped (e.g. labelled
+    fractions of a curve); ``""`` is the empty list."""
+    fractions = []
+    for item in _items(value):
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected fractions in (0, 1] such as '0.1,0.25', got {item!r}") from None
+        if isinstance(item, bool) or not 0 < number <= 1:
+            raise ValueError(f"expected fractions in (0, 1] such as '0.1,0.25', got {item!r}")
+        fractions.append(number)
+    return tuple(sorted(set(fractions)))
+
+
+def data_root_param(what: str = "dataset") -> Param:
+    """The ``data_root`` parameter every chapter on a dataset shares (scope ``input``)."""
+    return Param(f"{what} folder; None: synthetic data in quick, esclib.paths.data_dir() in paper", None, None,
+                 check=existing_dir, scope="input")
+
+
+def folds_fit(*folds: str, dataset: str | None = None, n_folds: int | None = None) -> CrossCheck:
+    """A cross-check that the folds named by the parameters ``folds`` exist: in the dataset named by the parameter
+    ``dataset`` (its official folds), or among ``n_folds`` folds (a chapter on one dataset)."""
+    if (dataset is None) == (n_folds is None):
+        raise ValueError("folds_fit: give exactly one of dataset (a parameter name) and n_folds")
+
+    def check(params: Mapping[str, Any]) -> None:
+        from esclib.data.registry import spec as dataset_spec
+
+        count = n_folds if n_folds is not None else dataset_spec(params[dataset]).n_folds
+        for name in folds:
+            value = params.get(name)
+            if value in (None, "all"):
+                continue
+            outside = [f for f in value if not 1 <= f <= count]
+            if outside:
+                where = f"{params[dataset]!r} has folds 1..{count}" if n_folds is None else f"folds are 1..{count}"
+                raise ValueError(f"invalid value {value!r} for parameter {name!r}: fold(s) {outside} do not exist "
+                                 f"({where})")
+
+    return check
 
 
 device_name.description = "`cpu`, `cuda`, `cuda:N` or `mps`"  # type: ignore[attr-defined]
 existing_dir.description = "an existing folder"  # type: ignore[attr-defined]
 parse_folds.description = "`all`, a fold (`3`), a range (`1-3`) or a list (`1,3,5`)"  # type: ignore[attr-defined]
-parse_counts.description = "positive integers, comma-separated"  # type: ignore[attr-defined]
+parse_counts.description = "positive integers, comma-separated (`''`: none)"  # type: ignore[attr-defined]
+parse_fractions.description = "fractions in (0, 1], comma-separated (`''`: none)"  # type: ignore[attr-defined]
 
 
 def expand_folds(folds: tuple[int, ...] | str, n_folds: int) -> tuple[int, ...]:
@@ -243,3 +332,16 @@ def expand_folds(folds: tuple[int, ...] | str, n_folds: int) -> tuple[int, ...]:
     if outside:
         raise ValueError(f"fold(s) {outside} outside 1..{n_folds}, the folds of this dataset")
     return tuple(folds)
+
+
+def spec_help(spec: ChapterSpec) -> str:
+    """The chapter's parameters as plain text (``esc run CHAPTER --help``): name, scope, quick and paper defaults,
+    allowed values and meaning."""
+    lines = [f"parameters of {spec.notebook} ({spec.title}); set with -p NAME VALUE:"]
+    for name, param in spec.params.items():
+        allowed = (", ".join(map(repr, param.choices)) if param.choices is not None else
+                   getattr(param.check, "description", "") or getattr(param.parse, "description", ""))
+        lines.append(f"  {name}  [{param.scope}]  quick: {param.quick!r}  paper: {param.paper!r}"
+                     + (f"  allowed: {allowed}" if allowed else ""))
+        lines.append(f"      {param.help}")
+    return "\n".join(lines)

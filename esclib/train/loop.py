@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -30,10 +32,13 @@ ValFn = Callable[[nn.Module, Iterable, torch.device], "dict[str, float]"]
 
 @dataclass
 class History:
-    """Per-epoch records (one dict per epoch: ``epoch``, training logs, validation metrics, ``lr``)."""
+    """Per-epoch records (one dict per epoch: ``epoch``, training logs, validation metrics, ``lr``), whether early
+    stopping ended the run, and the optimiser steps and training seconds of this call (for cost and estimates)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    steps: int = 0
+    seconds: float = 0.0
 
     def frame(self) -> pd.DataFrame:
         """The history as a table, one row per epoch."""
@@ -142,17 +147,22 @@ def fit(
     device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None,
     early_stopping: EarlyStopping | None = None,
+    restore_best: bool = True,
     accumulate: int = 1,
     amp: bool | None = None,
     progress: bool = True,
     desc: str = "train",
+    limit_batches: int | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return the per-epoch :class:`History`.
 
     Give ``loss_fn`` for plain supervised batches ``(x, y, ...)`` or ``step_fn`` for anything else. ``val_fn``
     (default :func:`evaluate`) runs on ``val_loader`` after each epoch. ``scheduler`` steps once per epoch.
     ``accumulate`` > 1 sums gradients over that many batches before each optimiser step (study 000's gradient
-    accumulation). With ``early_stopping`` the model ends with the weights of its best epoch.
+    accumulation). With ``early_stopping`` the model ends with the weights of its best epoch, or, with
+    ``restore_best=False``, of the epoch training stopped at (Keras' ``EarlyStopping`` before version 2.2.3, which
+    study 002's code used). ``limit_batches`` reads at most that many batches of the training and validation
+    loaders per epoch (smoke runs, :mod:`esclib.smoke`).
     """
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("fit: give exactly one of loss_fn (plain supervised batches) or step_fn (a custom step)")
@@ -161,6 +171,10 @@ def fit(
     device = torch.device(device)
     step = step_fn or supervised_step(loss_fn)
     val_fn = val_fn or evaluate
+    if limit_batches is not None:
+        train_loader = _Limited(train_loader, limit_batches)
+        val_loader = _Limited(val_loader, limit_batches) if val_loader is not None else None
+    started, steps = time.monotonic(), 0
     model.to(device)
     history = History()
     start, best_state = 0, None
@@ -191,6 +205,7 @@ def fit(
             if (i + 1) % accumulate == 0:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                steps += 1
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             n_batches += 1
@@ -198,6 +213,7 @@ def fit(
         if n_batches % accumulate:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            steps += 1
         if n_batches == 0:
             raise ValueError("fit: the training loader yielded no batch (too few clips for its batch size?)")
         record = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()},
@@ -219,6 +235,22 @@ def fit(
         if history.stopped_early:
             break
 
-    if early_stopping is not None and best_state is not None:
+    if early_stopping is not None and best_state is not None and restore_best:
         model.load_state_dict(best_state)
+    history.steps, history.seconds = steps, round(time.monotonic() - started, 3)
     return history
+
+
+class _Limited:
+    """The first ``limit`` batches of a loader, each time it is iterated."""
+
+    def __init__(self, loader: Iterable, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit_batches must be >= 1, got {limit}")
+        self.loader, self.limit = loader, limit
+
+    def __len__(self) -> int:
+        return min(self.limit, len(self.loader)) if hasattr(self.loader, "__len__") else self.limit
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.limit)

@@ -82,8 +82,12 @@ class PannModel(nn.Module):
 
     def logmel(self, waveform: torch.Tensor) -> torch.Tensor:
         """Log-mel after ``bn0``: ``(B, samples) -> (B, 1, frames, mel_bins)``."""
-        x = self.logmel_extractor(self.spectrogram_extractor(waveform))
-        return self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        return self.normalise(self.logmel_extractor(self.spectrogram_extractor(waveform)))
+
+    def normalise(self, logmel: torch.Tensor) -> torch.Tensor:
+        """``bn0`` over the mel bins of a frontend log-mel ``(B, 1, frames, mel_bins)`` (what :meth:`logmel` applies
+        after the frontend; chapter 01 feeds cached frontend log-mels through it)."""
+        return self.bn0(logmel.transpose(1, 3)).transpose(1, 3)
 
     def augment(self, x: torch.Tensor, mixup_lambda: torch.Tensor | None = None) -> torch.Tensor:
         """Training only: SpecAugment (if ``spec_augment``), then mixup of pairs when ``mixup_lambda`` is given."""

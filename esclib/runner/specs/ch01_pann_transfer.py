@@ -1,9 +1,11 @@
 """Parameters of chapter 01, transfer from pretrained audio neural networks (notebooks/01_pann_transfer.ipynb).
 
-``paper``: study 003's protocol (Kong et al. 2020, Sec. V; PROTOCOLS B2 and E): ESC-50's 5 official folds, the
-released CNN14 (32 kHz), the authors' recipe (Adam 1e-4 with amsgrad, batch 32, mixup α = 1, SpecAugment), whole
-5-s clips. ``quick``: the synthetic ESC-50 with the mini PANN pre-trained on the synthetic mini-AudioSet, two folds,
-3-s crops, batches of 8 and 8 epochs at a learning rate of 1e-3, so that the chapter runs in minutes on a CPU.
+``paper``: the protocol behind study 003's Table IX (Kong et al. 2020, Sec. V; PROTOCOLS B2 and E): ESC-50's 5
+official folds, each tested after training on the other 4 (``selection="last"``: no validation fold, the last step
+kept), the released CNN14 (32 kHz) on whole 5-s clips, the authors' fixed-iteration recipe (their gtzan code: 10,000
+iterations of 32 mixed clips, evaluated every 200; Adam 1e-4 with amsgrad, mixup α = 1, SpecAugment). ``quick``: the
+same protocol on the synthetic ESC-50 with the mini PANN pre-trained on the synthetic mini-AudioSet, a shorter
+schedule of smaller batches at a larger learning rate on 2-s crops, so that the chapter runs in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from esclib.runner.spec import (
     ChapterSpec,
     Param,
     data_root_param,
+    folds_fit,
     in_range,
     integer,
     parse_counts,
@@ -24,6 +27,8 @@ from esclib.runner.spec import (
 
 #: transfer strategies of study 003 (esclib.models.transfer.STRATEGIES; kept literal so the spec imports no torch)
 STRATEGIES = ("scratch", "fine-tune", "freeze_l1", "freeze_l3")
+#: model selections (esclib.data.splits.SELECTIONS, kept literal for the same reason)
+SELECTIONS = ("validation-fold", "budgeted", "last")
 DATASETS = ("esc50", "esc10", "us8k")
 
 
@@ -46,6 +51,25 @@ def architecture(value: Any) -> None:
         raise ValueError(f"expected one of {list(ARCHITECTURES)}")
 
 
+def checkpoint_rate(value: Any) -> int | None:
+    """The sample rate of checkpoint ``value``'s frontend when known without loading it (``mini`` or a registered
+    name), else None."""
+    from esclib.models.panns.registry import find_checkpoint
+
+    if str(value) == "mini":
+        return 16000
+    released = find_checkpoint(str(value))
+    return released.frontend.sample_rate if released is not None else None
+
+
+def sample_rate_fits(params: dict) -> None:
+    """Cross-check: ``sample_rate`` must be the rate of the checkpoint's frontend (its filters fix it)."""
+    rate, expected = params.get("sample_rate"), checkpoint_rate(params["checkpoint"])
+    if rate is not None and expected is not None and rate != expected:
+        raise ValueError(f"invalid value {rate!r} for parameter 'sample_rate': the checkpoint "
+                         f"{params['checkpoint']!r} has a {expected} Hz frontend (set sample_rate {expected})")
+
+
 checkpoint_name.description = "`mini`, a registered checkpoint or a file"  # type: ignore[attr-defined]
 architecture.description = "a registered PANN architecture (`esc pann list`)"  # type: ignore[attr-defined]
 
@@ -54,35 +78,48 @@ SPEC = ChapterSpec(
     notebook="01_pann_transfer",
     title="Transfer from pretrained audio neural networks (PANNs)",
     experiment="pann_transfer",
+    recipes=("esclib.experiments.pann_transfer:TransferRecipe",),
+    checks=(folds_fit("folds", "few_shot_folds", dataset="dataset"), sample_rate_fits),
+    smoke={"folds": "1", "few_shot_folds": "1", "few_shot_per_class": "2", "selection_strategies": "freeze_l1"},
     params={
-        "dataset": Param("dataset to transfer to", "esc50", "esc50", choices=DATASETS),
+        "dataset": Param("dataset to transfer to", "esc50", "esc50", choices=DATASETS, scope="input"),
         "data_root": data_root_param(),
         "checkpoint": Param("pretrained PANN: 'mini' (the quick model pre-trained on the synthetic mini-AudioSet), "
                             "a registered name such as 'Cnn14' or 'Cnn14_16k', or a checkpoint file",
-                            "mini", "Cnn14", check=checkpoint_name),
+                            "mini", "Cnn14", check=checkpoint_name, scope="input"),
         "arch": Param("PANN architecture of a checkpoint file whose architecture cannot be inferred; None: from the "
-                      "registry or the file", None, None, check=architecture),
+                      "registry or the file", None, None, check=architecture, scope="input"),
         "sample_rate": Param("sample rate in Hz; must be the checkpoint's (Cnn14: 32000; Cnn14_16k, mini: 16000)",
-                             16000, 32000, check=integer(1000, 192000)),
-        "folds": Param("test folds ('all', '1-2', '1,3', ...); validation = next fold, training = the rest",
-                       "1-2", "all", parse=parse_folds),
+                             16000, 32000, check=integer(1000, 192000), scope="input"),
+        "folds": Param("test folds ('all', '1-2', '1,3', ...); training on the other folds (all of them, or all "
+                       "but the next one under selection 'validation-fold')", "all", "all", parse=parse_folds,
+                       scope="grid"),
         "strategies": Param("transfer strategies (comma-separated)", ",".join(STRATEGIES), ",".join(STRATEGIES),
-                            parse=parse_names(STRATEGIES)),
-        "epochs": Param("training epochs (each draws as many clips as the fold's training set)", 8, 100,
-                        check=integer(1, 10000)),
-        "batch_size": Param("mixed clips per optimiser step (the loader gives twice as many with mixup)", 8, 32,
+                            parse=parse_names(STRATEGIES), scope="grid"),
+        "epochs": Param("epochs of steps_per_epoch optimiser steps (the authors: 50 x 200 = 10,000 iterations)", 6,
+                        50, check=integer(1, 100000)),
+        "steps_per_epoch": Param("optimiser steps per epoch (the validation interval: the authors evaluate every "
+                                 "200 iterations)", 10, 200, check=integer(1, 100000)),
+        "batch_size": Param("mixed clips per optimiser step (the loader gives twice as many with mixup)", 16, 32,
                             check=integer(2, 4096)),
         "lr": Param("Adam learning rate (amsgrad)", 1e-3, 1e-4, check=in_range(0, 1, closed="right")),
-        "mixup": Param("mixup alpha (0: no mixup)", 1.0, 1.0, check=in_range(0, 100)),
-        "specaugment": Param("SpecAugment inside the model while training (time 64 x 2, frequency 8 x 2)",
-                             True, True, choices=(True, False)),
-        "clip_seconds": Param("seconds of audio per clip: a random crop in training, the centre crop in evaluation",
-                              3.0, 5.0, check=in_range(0.5, 60)),
-        "patience": Param("stop after this many epochs without a better validation accuracy (None: never; the best "
-                          "epoch is kept either way)", None, None, check=integer(1, 10000)),
+        "mixup": Param("mixup α (0: no mixup)", 1.0, 1.0, check=in_range(0, 100)),
+        "specaugment": Param("SpecAugment inside the network while training scratch and fine-tune (time 64 x 2, "
+                             "frequency 8 x 2); a frozen base never augments", True, True, choices=(True, False)),
+        "clip_seconds": Param("seconds of log-mel per training clip (a random crop); tests read whole clips", 2.0,
+                              5.0, check=in_range(0.1, 60)),
+        "selection": Param("model selection: 'last' (train on every other fold, keep the last step: Table IX), "
+                           "'validation-fold' (hold out fold k+1, keep its best epoch), 'budgeted' (a validation "
+                           "share of the run's own labels)", "last", "last", choices=SELECTIONS),
         "few_shot_per_class": Param("labelled clips per class of the few-shot curve (Fig. 5 of the study)",
-                                    "2,5,10", "1,2,5,10,20", parse=parse_counts),
-        "few_shot_folds": Param("test folds of the few-shot runs", "1", "all", parse=parse_folds),
-        "embedding_map": Param("2-D map of the frozen embeddings", "tsne", "tsne", choices=("tsne", "pca")),
+                                    "2,8", "1,2,5,10,20", parse=parse_counts, scope="grid"),
+        "few_shot_folds": Param("test folds of the few-shot runs", "1-3", "all", parse=parse_folds, scope="grid"),
+        "selection_per_class": Param("labelled clips per class of the table comparing the three selections", 2, 2,
+                                     check=integer(1, 10000), scope="grid"),
+        "selection_strategies": Param("strategies of the table comparing the three selections",
+                                      "fine-tune,freeze_l1", ",".join(STRATEGIES), parse=parse_names(STRATEGIES),
+                                      scope="grid"),
+        "embedding_map": Param("2-D map of the frozen embeddings", "tsne", "tsne", choices=("tsne", "pca"),
+                               scope="view"),
     },
 )

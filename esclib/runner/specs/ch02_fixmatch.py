@@ -12,29 +12,27 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from esclib.runner.spec import ChapterSpec, Param, data_root_param, in_range, integer, parse_folds
+from esclib.runner.spec import (
+    ChapterSpec,
+    Param,
+    data_root_param,
+    folds_fit,
+    in_range,
+    integer,
+    parse_folds,
+    parse_names,
+)
 from esclib.runner.specs.ch01_pann_transfer import architecture, checkpoint_name
 
-#: kept literal so the spec imports no torch: esclib.experiments.fixmatch.ARMS / ABLATIONS / POLICIES
+#: kept literal so the spec imports no torch: esclib.experiments.fixmatch.ARMS / ABLATIONS / POLICIES,
+#: esclib.train.fixmatch.PASS_STRUCTURES, esclib.data.splits.SELECTIONS
 ARMS = ("supervised-pann", "supervised-scratch", "fixmatch-pann", "fixmatch-scratch")
 ABLATIONS = ("threshold", "mixup", "optimizer", "accumulate")
 POLICIES = ("rocling", "sslh")
+PASSES = ("joint", "separate")
+SELECTIONS = ("validation-fold", "budgeted", "last")
 OPTIMIZERS = ("adam", "adamw", "sgd", "ranger")
 DATASETS = ("us8k", "esc50", "esc10")
-
-
-def names_from(allowed: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
-    """A parser of a comma-separated string or a list of names, each one of ``allowed`` ("" or "none": none)."""
-
-    def parse(value: Any) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        names = [str(item).strip() for item in items if str(item).strip() not in ("", "none")]
-        unknown = [n for n in names if n not in allowed]
-        if unknown:
-            raise ValueError(f"expected names from {list(allowed)}, got {unknown}")
-        return tuple(dict.fromkeys(names))
-
-    return parse
 
 
 def _fraction(closed: str = "right") -> Callable[[Any], None]:
@@ -45,18 +43,23 @@ SPEC = ChapterSpec(
     notebook="02_fixmatch",
     title="FixMatch: pseudo-labels from a pretrained PANN",
     experiment="fixmatch",
+    recipes=("esclib.experiments.fixmatch:FixMatchRecipe",),
+    checks=(folds_fit("folds", "ablation_folds", dataset="dataset"),),
+    smoke={"folds": "1", "ablation_folds": "1", "ablations": "threshold"},
     params={
-        "dataset": Param("single-label dataset", "us8k", "us8k", choices=DATASETS),
+        "dataset": Param("single-label dataset", "us8k", "us8k", choices=DATASETS, scope="input"),
         "data_root": data_root_param(),
         "checkpoint": Param("pretrained PANN: 'mini' (the quick model pre-trained on the synthetic mini-AudioSet), "
                             "a registered name such as 'Cnn14_16k', or a checkpoint file", "mini", "Cnn14_16k",
-                            check=checkpoint_name),
+                            check=checkpoint_name, scope="input"),
         "arch": Param("PANN architecture of a checkpoint file whose architecture cannot be inferred; None: from the "
-                      "registry or the file", None, None, check=architecture),
+                      "registry or the file", None, None, check=architecture, scope="input"),
         "folds": Param("test folds ('all', '1-3', '1,3', ...); validation = next fold, training = the rest",
-                       "1-3", "all", parse=parse_folds),
-        "arms": Param("arms (comma-separated)", ",".join(ARMS), ",".join(ARMS), parse=names_from(ARMS)),
-        "upper_bound": Param("also train supervised-pann on 100 % of the labels", True, True, choices=(True, False)),
+                       "1-3", "all", parse=parse_folds, scope="grid"),
+        "arms": Param("arms (comma-separated; quick: the two PANN arms, the scratch arms on request)",
+                      "supervised-pann,fixmatch-pann", ",".join(ARMS), parse=parse_names(ARMS), scope="grid"),
+        "upper_bound": Param("also train supervised-pann on 100 % of the labels", True, True, choices=(True, False),
+                             scope="grid"),
         "labelled_fraction": Param("labelled share of the training folds (class-balanced)", 0.1, 0.1,
                                    check=_fraction()),
         "epochs": Param("epochs of cosine annealing", 5, 35, check=integer(1, 10000)),
@@ -79,10 +82,25 @@ SPEC = ChapterSpec(
                           "al.'s waveform occlusion + speed + cut-out)", "rocling", "rocling", choices=POLICIES),
         "crop_seconds": Param("seconds of audio per clip: a random crop in training, the centre crop in "
                               "evaluation (None: whole clips)", 1.0, None, check=in_range(0.25, 60)),
-        "ablations": Param("ablations on fixmatch-pann (comma-separated; 'none': none)", "threshold",
-                           ",".join(ABLATIONS), parse=names_from(ABLATIONS)),
+        "passes": Param("FixMatch's pass structure: 'joint' (Sohn et al.'s reference: labelled, weak and strong views "
+                        "in one forward pass, pseudo-labels from its weak part) or 'separate' (the weak views in a "
+                        "pass of their own)", "joint", "joint", choices=PASSES),
+        "selection": Param("how each run's tested model is picked: 'validation-fold' (best epoch on the labelled "
+                           "validation fold, the study's 1:1:8), 'budgeted' (on a fifth of the labelled clips, held "
+                           "out of training; Oliver et al. 2018) or 'last' (the final epoch)", "validation-fold",
+                           "validation-fold", choices=SELECTIONS),
+        "compare_passes": Param("also run fixmatch-pann with the other pass structure (the chapter's curves of mask "
+                                "rate and pseudo-label accuracy under both)", True, True, choices=(True, False),
+                                scope="grid"),
+        "selections": Param("other selection rules to run supervised-pann and fixmatch-pann with (the selection "
+                            "table, beside the final epoch every run also tests; comma-separated, 'none': none)",
+                            "budgeted", "budgeted",
+                            parse=parse_names(SELECTIONS), scope="grid"),
+        "ablations": Param("ablations of study 000's Tables 2-4 on fixmatch-pann (comma-separated; 'none': none; "
+                           "quick: none, on request)", "none",
+                           ",".join(ABLATIONS), parse=parse_names(ABLATIONS), scope="grid"),
         "ablation_fraction": Param("labelled share of the ablations (study 000's Tables 2-4: 1 %, inferred)",
-                                   0.1, 0.01, check=_fraction()),
-        "ablation_folds": Param("test folds of the ablations", "1-3", "all", parse=parse_folds),
+                                   0.1, 0.01, check=_fraction(), scope="grid"),
+        "ablation_folds": Param("test folds of the ablations", "1-3", "all", parse=parse_folds, scope="grid"),
     },
 )

@@ -1,0 +1,7 @@
+"""``python -m esclib.cli`` = ``esc``."""
+
+import sys
+
+from esclib.cli import main
+
+sys.exit(main())
