@@ -414,3 +414,18 @@ def test_esc_data_synth_names_what_it_offers(tmp_path, capsys):
     assert "'esc-50'" in err and "dcase2013" in err and "smoke" in err and not (tmp_path / "x").exists()
     assert esc(["data", "synth", "escus", "--root", str(tmp_path / "u"), "--size", "tiny"]) == 0
     assert len(list((tmp_path / "u").glob("*/*.ogg"))) == SIZES["escus"]["tiny"]["n_clips"]
+
+
+def test_the_quick_profile_and_smoke_runs_load_the_synthetic_dcase2013(tmp_path, monkeypatch):
+    from esclib.data.sources import load_dataset
+    from esclib.smoke import SMOKE_ENV
+
+    monkeypatch.setenv("ESCLIB_DATA", str(tmp_path))
+    monkeypatch.setitem(SIZES["dcase2013"], "quick", SIZES["dcase2013"]["tiny"])
+    monkeypatch.setitem(SIZES["dcase2013"], "smoke", SIZES["dcase2013"]["tiny"])
+    quick = load_dataset("dcase2013", "quick")
+    assert quick.name == "dcase2013" and quick.n_folds == 2 and set(quick.targets) == set(range(quick.num_classes))
+    assert quick.root.parent.name.startswith("synth-quick-seed0-")
+    monkeypatch.setenv(SMOKE_ENV, "1")
+    smoke = load_dataset("dcase2013", "paper")
+    assert smoke.root.parent.name.startswith("synth-smoke-seed0-") and len(smoke) == len(quick)

@@ -6,15 +6,16 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from esclib.data.synth import classes
 from esclib.data.synth.files import write_text
 from esclib.data.synth.worlds import (LAYOUT_FILES, Difficulty, Job, Plan, plan_audioset, plan_dcase2013, plan_esc50,
                                       plan_escus, plan_us8k, render_job)
+from esclib.locks import file_lock
 
 #: bump when a change to the generators changes what a seed produces (recorded in each tree's manifest)
 WORLD_VERSION = 2
@@ -94,12 +95,12 @@ def _remove_world(root: Path, dataset: str) -> None:
         path.unlink()
 
 
-def world_lock(root: str | Path) -> FileLock:
+def world_lock(root: str | Path) -> AbstractContextManager[None]:
     """The lock a process holds while it generates the synthetic world at ``root`` (the file ``.<name>.lock`` beside
-    it): a second process generating the same world waits, then finds it complete."""
+    it, an :func:`esclib.locks.file_lock`): a second process generating the same world waits, then finds it
+    complete."""
     root = Path(root).expanduser().resolve()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(root.parent / f".{root.name}.lock")
+    return file_lock(root.parent / f".{root.name}.lock", what=f"the synthetic world {root}")
 
 
 def generate(name: str, root: str | Path, size: str = "quick", seed: int = 0, *, workers: int | None = None,
