@@ -1,5 +1,6 @@
-# esc-book: `make test` runs the test suite, `make book` executes every chapter (quick profile) and builds the
-# HTML book into _build/html. Both create .venv and install the pinned dependencies first when needed.
+# esc-book: `make test` runs the test suite, `make smoke` the smoke run of every chapter's paper path, `make book`
+# executes every chapter (quick profile) and builds the HTML book into _build/html. Each creates .venv and installs
+# the pinned dependencies first when needed.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ PROFILE ?= quick
 # stamp of the last install; redone when the dependencies change
 INSTALLED := $(VENV)/.esc-installed
 
-.PHONY: setup test book clean
+.PHONY: setup test smoke book clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ setup: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# every chapter's paper code path at full size on synthetic data in the real layouts, a couple of steps per run
+smoke: $(INSTALLED)
+	$(BIN)/esc smoke --no-progress
 
 book: $(INSTALLED)
 	$(BIN)/esc book --profile $(PROFILE)

@@ -231,6 +231,7 @@ class ScheduledRecipe(Recipe):
     lr: float
     epochs: int
     steps_per_epoch: int
+    batch_size: int = 8
 
 
 def test_the_paper_plan_counts_runs_and_steps_and_estimates_from_the_smoke_runs(tmp_path, monkeypatch):
@@ -241,18 +242,18 @@ def test_the_paper_plan_counts_runs_and_steps_and_estimates_from_the_smoke_runs(
     clips = _world(tmp_path / "data")
     monkeypatch.setenv("ESC_SMOKE", "1")
     smoke_toy = Toy(clips, store=ResultsStore.for_profile("paper"), profile="paper", progress=False)
-    smoke_toy.run("a", ScheduledRecipe(0.1, 1, 2), smoke_toy.split(1))
+    smoke_toy.run("a", ScheduledRecipe(0.1, 1, 2, batch_size=2), smoke_toy.split(1))
     monkeypatch.delenv("ESC_SMOKE")
     toy = Toy(clips, store=ResultsStore.for_profile("paper"), profile="paper", progress=False)
-    rate = toy.smoke_seconds_per_step()
-    assert set(rate) == {"a"} and rate["a"] > 0  # measured by the smoke run, per arm
+    rates = toy.smoke_seconds_per_step()
+    assert set(rates) == {"a"} and rates["a"][0] > 0 and rates["a"][1] == 2  # measured per arm, with its batch
     recipe = ScheduledRecipe(0.1, 10, 100)
     assert toy.planned_steps("a", recipe, toy.split(1)) == 1000
     assert toy.planned_steps("a", ToyRecipe(0.1, 3), toy.split(1)) is None  # no step count, no invented one
     toy.run("a", recipe, toy.split(3))
     plan = toy.plan([("a", recipe, toy.split(1)), ("a", recipe, toy.split(2)), ("a", recipe, toy.split(3))])
     assert plan.startswith("[toy] plan: 3 runs, 1 reused, 2 to train, 2,000 optimiser steps; about ")
-    assert f"about {_duration(2000 * rate['a'])} on cpu" in plan
+    assert f"about {_duration(2000 * rates['a'][0] * 8 / 2)} on cpu" in plan  # batches of 8 against the smoke's 2
     unmeasured = toy.plan([("b", recipe, toy.split(1))])
     assert "1 to train" in unmeasured and "no estimate" in unmeasured and "--smoke" in unmeasured
     quick = Toy(clips, store=ResultsStore.for_profile("quick"), profile="quick", progress=False)

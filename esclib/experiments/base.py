@@ -306,13 +306,15 @@ class Experiment:
 
     def plan(self, cells: Sequence[tuple[str, Recipe, Split]]) -> str:
         """What :meth:`grid` is about to do: runs to train and to reuse, optimiser steps, and -- from the seconds per
-        step that this experiment's smoke runs (:mod:`esclib.smoke`) measured on this kind of device, per arm -- an
-        estimate of the time it will take (issue "paper profile smoke": printed before a long paper run)."""
+        step that this experiment's smoke runs (:mod:`esclib.smoke`) measured on this kind of device, per arm, scaled
+        by the ratio of batch sizes when the recipe has one (a smoke run may take smaller batches) -- an estimate of
+        the time it will take (issue "paper profile smoke": printed before a long paper run)."""
         todo = [(arm, recipe, split) for arm, recipe, split in cells if not self.open(arm, recipe, split).done]
-        steps = [(arm, self.planned_steps(arm, recipe, split)) for arm, recipe, split in todo]
-        known = [n for _, n in steps if n is not None]
+        steps = [(arm, recipe, self.planned_steps(arm, recipe, split)) for arm, recipe, split in todo]
+        known = [n for _, _, n in steps if n is not None]
         rates = self.smoke_seconds_per_step()
-        seconds = [n * rates[arm] for arm, n in steps if n is not None and arm in rates]
+        seconds = [n * rates[arm][0] * _batch_ratio(recipe, rates[arm][1]) for arm, recipe, n in steps
+                   if n is not None and arm in rates]
         text = (f"[{self.name}] plan: {len(cells)} runs, {len(cells) - len(todo)} reused, {len(todo)} to train"
                 f"{f', {sum(known):,} optimiser steps' if known else ''}")
         if not todo:
@@ -324,17 +326,19 @@ class Experiment:
                    *(["run `esc run CHAPTER --smoke` on this device first"] if len(seconds) < len(known) else [])]
         return text + "; no estimate: " + " and ".join(reasons)
 
-    def smoke_seconds_per_step(self) -> dict[str, float]:
+    def smoke_seconds_per_step(self) -> dict[str, tuple[float, int | None]]:
         """Per arm, the median seconds per optimiser step of this experiment's finished smoke runs of the same
-        profile on this kind of device (``results/<profile>-smoke``); empty when there are none."""
+        profile on this kind of device (``results/<profile>-smoke``) and the batch size they ran with (None when
+        the recipe has none); empty when there are none."""
         store = ResultsStore(paths.results_dir() / f"{self.profile}-smoke")
-        measured: dict[str, list[float]] = {}
+        measured: dict[str, list[tuple[float, int | None]]] = {}
         for result in store.results(self.name):
             timing = result.get("timing") or {}
             rate = timing.get("seconds_per_step")
             if rate and str(timing.get("device", "")).split(":")[0] == self.device.type:
-                measured.setdefault(result["arm"], []).append(float(rate))
-        return {arm: float(np.median(rates)) for arm, rates in measured.items()}
+                batch = result.get("identity", {}).get("recipe", {}).get("batch_size")
+                measured.setdefault(result["arm"], []).append((float(rate), batch))
+        return {arm: (float(np.median([r for r, _ in runs])), runs[0][1]) for arm, runs in measured.items()}
 
     def grid(self, cells: Sequence[tuple[str, Recipe, Split]] | Iterable[tuple[str, Recipe, Split]], *,
              desc: str | None = None, label: Any = None) -> Results:
@@ -366,6 +370,12 @@ class Experiment:
         how = "reused (same identity)" if reused else (f"{metrics.get('epochs', '?')} epochs, "
                                                        f"{result.get('seconds', 0):.0f} s")
         return f"{result.get('label', result['arm'])} [{where}]: {headline} ({how})"
+
+
+def _batch_ratio(recipe: Recipe, smoke_batch: int | None) -> float:
+    """How many times larger ``recipe``'s batches are than the smoke run's (1 when either has none)."""
+    batch = recipe.identity().get("batch_size")
+    return batch / smoke_batch if isinstance(batch, int) and isinstance(smoke_batch, int) and smoke_batch else 1.0
 
 
 def _duration(seconds: float) -> str:
