@@ -653,7 +653,7 @@ def plot_overview(results: Results, published: pd.DataFrame | None = None, *, sy
 
     frame = run_frame(results)
     datasets = list(dict.fromkeys(frame["dataset"])) or ["(no run)"]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(8.5 * len(datasets), 4.2), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         runs = frame[frame["dataset"] == dataset]
         if len(runs):
@@ -672,7 +672,7 @@ def plot_overview(results: Results, published: pd.DataFrame | None = None, *, sy
         ax.minorticks_off()
         ax.set(title=f"{dataset}: test accuracy, mean ± std over folds", xlabel="labelled clips per class (log)",
                ylabel="test accuracy", ylim=(0, 1))
-        ax.legend(fontsize="small", loc="upper left", ncols=2)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 
