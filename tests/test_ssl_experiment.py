@@ -304,3 +304,19 @@ def test_bad_recipe_values_are_refused_with_their_name():
         _recipe(warmup_epochs=2)
     with pytest.raises(ValueError, match=r"parameter 'arms'.*got \['moco'\]"):
         resolve(SPEC, "quick", arms="random,moco")
+
+
+def _linears(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_the_recipe_reaches_the_methods_it_names_and_only_those(world):
+    clips, store = world
+    pretraining, _ = _experiments(clips, store)
+    recipe = _recipe(queue_size=24, simclr_proj_dim=40, head_scale=0.25)
+    moco, swav, simclr = (pretraining.method(arm, recipe) for arm in ("mocov2", "swav", "simclr"))
+    assert moco.queue.items.shape[0] == 24 and all(q.items.shape[0] == 24 for q in swav.queues)
+    assert simclr.eval().head(torch.randn(4, 512)).shape == (4, 40)
+    assert swav.prototypes.out_features == round(3000 * 0.25)  # the published 3,000 prototypes, scaled
+    byol = pretraining.method("byol", recipe)
+    assert recipe.method_params("byol") == {} and _linears(byol.head)[0].out_features == round(4096 * 0.25)
