@@ -91,6 +91,6 @@ SPEC = ChapterSpec(
                                    "selection)", 12, 100, check=integer(1, 10000)),
         "selection_arms": Param("arms run under all three selections for the selection table", "random,simclr",
                                 "random,simclr,supervised-scratch", parse=parse_names(ARMS), scope="grid"),
-        "examples": Param("test clips shown with their Grad-CAM maps", 3, 4, check=integer(1, 8), scope="view"),
+        "examples": Param("clips shown with their two views", 3, 4, check=integer(1, 8), scope="view"),
     },
 )
