@@ -263,6 +263,45 @@ class NPIDResult:
     history: pd.DataFrame
 
 
+def check_noise_clips(train: ClipSet, recipe: NPIDRecipe) -> None:
+    """Refuse ``recipe``'s NCE on ``train`` when it has no more clips than noise clips (``nce_k``)."""
+    if len(train) <= recipe.nce_k:
+        raise ValueError(f"pretrain_npid: nce_k={recipe.nce_k} noise clips need more than {recipe.nce_k} training "
+                         f"clips; {train.name} has {len(train)} (use nce_k=0 for the full softmax)")
+
+
+def npid_training(model: NPIDModel, train: ClipSet, recipe: NPIDRecipe, *, test: ClipSet | None = None,
+                  reference: ClipSet | None = None, device: str | torch.device = "cpu", seed: int = 0,
+                  progress: bool = True) -> tuple[DataLoader, dict[str, Any], list[dict[str, float]]]:
+    """What NPID pre-training of ``model`` on ``train`` hands :func:`esclib.train.fit`: the training loader, the
+    other arguments of ``fit`` (epochs, optimiser, :func:`npid_step`, schedule and, with ``test``, the per-epoch
+    :class:`KNNMonitor` on it) and the history rows before training (epoch 0: the kNN of the untrained network).
+    ``reference``: the labelled clips the kNN votes with (default ``train``; a pooled, unlabelled ``train`` needs
+    its dataset's training folds here). Shared by :func:`pretrain_npid` and the chapter's experiment (which trains
+    through its run's ``fit``)."""
+    check_noise_clips(train, recipe)
+    if model.memory.memory.shape[0] != len(train):
+        raise ValueError(f"npid_training: the memory bank has {model.memory.memory.shape[0]} entries, {train.name} "
+                         f"{len(train)} clips; expected one entry per clip")
+    loader = recipe.loader(train, train=True, seed=seed, progress=progress)
+    optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay)
+    milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.lr_milestones})
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.lr_gamma)
+    kwargs: dict[str, Any] = {"epochs": recipe.epochs, "optimizer": optimizer, "step_fn": npid_step,
+                              "scheduler": scheduler}
+    rows: list[dict[str, float]] = []
+    if test is not None:
+        reference = train if reference is None else reference
+        if (reference.targets < 0).any():
+            raise ValueError(f"pretrain_npid: the kNN evaluation needs labelled reference clips; {reference.name} has "
+                             f"unlabelled ones (give reference=the dataset's training folds, or pass test=None)")
+        monitor = KNNMonitor(recipe.loader(reference, train=False, progress=progress), recipe.knn_ks, recipe.knn_t)
+        kwargs.update(val_loader=recipe.loader(test, train=False, progress=progress), val_fn=monitor)
+        rows.append({"epoch": 0, **monitor(model, kwargs["val_loader"], torch.device(device))})
+    return loader, kwargs, rows
+
+
 def pretrain_npid(train: ClipSet, recipe: NPIDRecipe, *, test: ClipSet | None = None,
                   device: str | torch.device = "cpu", seed: int = 0, progress: bool = True,
                   checkpoint: str | Path | None = None, amp: bool | None = None) -> NPIDResult:
@@ -270,28 +309,13 @@ def pretrain_npid(train: ClipSet, recipe: NPIDRecipe, *, test: ClipSet | None = 
     with the weighted-kNN accuracy on ``test`` against ``train``'s labelled clips after every epoch when ``test``
     is given (and before the first: epoch 0, the random network). ``checkpoint``: :func:`esclib.train.fit`'s
     resumable state (network, memory bank, optimiser)."""
-    if len(train) <= recipe.nce_k:
-        raise ValueError(f"pretrain_npid: nce_k={recipe.nce_k} noise clips need more than {recipe.nce_k} training "
-                         f"clips; {train.name} has {len(train)} (use nce_k=0 for the full softmax)")
+    check_noise_clips(train, recipe)
     torch.manual_seed(seed)
     model = npid_model(recipe, len(train))
-    loader = recipe.loader(train, train=True, seed=seed, progress=progress)
-    optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
-    milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.lr_milestones})
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.lr_gamma)
-    rows: list[dict[str, float]] = []
-    monitor = test_loader = None
-    if test is not None:
-        if (train.targets < 0).any():
-            raise ValueError(f"pretrain_npid: the kNN evaluation needs labelled training clips; {train.name} has "
-                             f"unlabelled ones (pool without a test fold, or pass test=None)")
-        monitor = KNNMonitor(recipe.loader(train, train=False, progress=progress), recipe.knn_ks, recipe.knn_t)
-        test_loader = recipe.loader(test, train=False, progress=progress)
-        rows.append({"epoch": 0, **monitor(model, test_loader, torch.device(device))})
-    history = fit(model, loader, epochs=recipe.epochs, optimizer=optimizer, step_fn=npid_step,
-                  val_loader=test_loader, val_fn=monitor, scheduler=scheduler, device=device, checkpoint=checkpoint,
-                  amp=amp, progress=progress, desc="NPID")
+    loader, kwargs, rows = npid_training(model, train, recipe, test=test, device=device, seed=seed,
+                                         progress=progress)
+    history = fit(model, loader, device=device, checkpoint=checkpoint, amp=amp, progress=progress, desc="NPID",
+                  **kwargs)
     return NPIDResult(model.cpu(), pd.DataFrame(rows + history.epochs))
 
 
@@ -354,24 +378,33 @@ def _test_metrics(model: nn.Module, loader: Iterable, device: torch.device) -> d
     return {key.replace("val_", "test_"): value for key, value in evaluate(model, loader, device).items()}
 
 
+def finetune_training(model: ESResNet, train: ClipSet, test: ClipSet, recipe: FineTuneRecipe, *, seed: int = 0,
+                      progress: bool = True) -> tuple[DataLoader, dict[str, Any]]:
+    """What fine-tuning ``model`` on ``train`` hands :func:`esclib.train.fit`: the training loader and the other
+    arguments (epochs, ESResNet's Adam and warm-up schedule, cross-entropy, the test loader and a ``val_fn`` that
+    reports ``test_acc`` / ``test_loss`` after every epoch). Shared by :func:`finetune` and the chapter's
+    experiment."""
+    if model.classifier.out_features != train.num_classes:
+        raise ValueError(f"finetune: the model has {model.classifier.out_features} outputs, {train.name} "
+                         f"{train.num_classes} classes")
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8,
+                                 weight_decay=recipe.weight_decay)
+    scheduler = warmup_exponential_lr(optimizer, recipe.gamma, recipe.cold_epochs, recipe.warm_epochs)
+    return recipe.loader(train, train=True, seed=seed, progress=progress), {
+        "epochs": recipe.epochs, "optimizer": optimizer, "loss_fn": F.cross_entropy, "scheduler": scheduler,
+        "val_loader": recipe.loader(test, train=False, progress=progress), "val_fn": _test_metrics}
+
+
 def finetune(model: ESResNet, train: ClipSet, test: ClipSet, recipe: FineTuneRecipe, *,
              device: str | torch.device = "cpu", seed: int = 0, progress: bool = True,
              checkpoint: str | Path | None = None, amp: bool | None = None) -> pd.DataFrame:
     """Fine-tune all layers of ``model`` on ``train`` with ``recipe`` (cross-entropy) and return the per-epoch
     curve: ``epoch``, ``loss``, ``lr``, ``test_acc``, ``test_loss`` on ``test`` (the study's Fig. 4; no model
     selection: every epoch is reported)."""
-    if model.classifier.out_features != train.num_classes:
-        raise ValueError(f"finetune: the model has {model.classifier.out_features} outputs, {train.name} "
-                         f"{train.num_classes} classes")
     torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8,
-                                 weight_decay=recipe.weight_decay)
-    scheduler = warmup_exponential_lr(optimizer, recipe.gamma, recipe.cold_epochs, recipe.warm_epochs)
-    history = fit(model, recipe.loader(train, train=True, seed=seed, progress=progress), epochs=recipe.epochs,
-                  optimizer=optimizer, loss_fn=F.cross_entropy,
-                  val_loader=recipe.loader(test, train=False, progress=progress), val_fn=_test_metrics,
-                  scheduler=scheduler, device=device, checkpoint=checkpoint, amp=amp, progress=progress,
-                  desc="fine-tune")
+    loader, kwargs = finetune_training(model, train, test, recipe, seed=seed, progress=progress)
+    history = fit(model, loader, device=device, checkpoint=checkpoint, amp=amp, progress=progress,
+                  desc="fine-tune", **kwargs)
     return history.frame()
 
 
