@@ -555,6 +555,23 @@ def beats_random_story(results: Results, arms: Sequence[str]) -> str:
     return "; ".join(parts) or "no method ran"
 
 
+def evaluation_counts(results: Results, arms: Sequence[str]) -> dict[str, Any]:
+    """How many of ``arms`` beat the random backbone beyond the fold noise by the probe (``n_probe_above``) and by
+    the kNN (``n_knn_above``) out of ``n_methods``; the best arm's probe accuracy (``best_probe``) and how the
+    supervised reference compares with it (``sup_words``)."""
+    numbers = [difference_numbers(results, arm) for arm in arms]
+    ran = [(arm, n) for arm, n in zip(arms, numbers) if not np.isnan(n[f"dp_{arm}"])]
+    probe = {arm: mean_metric(results, arm) for arm, _ in ran}
+    best = max(probe.values(), default=float("nan"))
+    supervised = mean_metric(results, "supervised-scratch")
+    return {"n_methods": len(ran),
+            "n_probe_above": sum(n[f"dp_{arm}_low"] > 0 for arm, n in ran),
+            "n_knn_above": sum(n[f"dk_{arm}_low"] > 0 for arm, n in ran),
+            "best_probe": best,
+            "sup_words": ("not comparable (an arm did not run)" if np.isnan(best) or np.isnan(supervised) else
+                          "above" if supervised > best else "no better than")}
+
+
 def collapse_words(monitors: dict[str, float], near: float = 0.9) -> dict[str, str]:
     """Words for the collapse monitors of ``monitors`` (``rankme_<arm>``, ``rankme_init``, ``dino_entropy``):
     ``rank_words_<arm>`` says whether the method's effective rank is above or below the random initialisation's,

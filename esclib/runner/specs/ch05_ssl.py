@@ -41,11 +41,11 @@ SPEC = ChapterSpec(
     recipes=("esclib.experiments.ssl:PretrainRecipe", "esclib.experiments.ssl:EvalRecipe"),
     checks=(folds_fit("folds", n_folds=10),),
     smoke={"folds": "1", "arms": "random,simclr,dino,supervised-scratch", "ssl_epochs": 1, "warmup_epochs": 0,
-           "supervised_epochs": 1, "probe_epochs": 2, "selection_arms": "random", "queue_size": 16},
+           "supervised_epochs": 1, "probe_epochs": 2, "probe_budgets": "1", "selection_arms": "random", "queue_size": 16},
     params={
         "data_root": data_root_param("UrbanSound8K"),
         "arms": Param("arms: random (the initial backbone, frozen), the six methods (pre-trained without labels, "
-                      "frozen), supervised-scratch (trained with labels: the ceiling)",
+                      "frozen), supervised-scratch (trained with labels: the supervised reference)",
                       "random,simclr,byol,dino,supervised-scratch", ",".join(ARMS), parse=parse_names(ARMS),
                       scope="grid"),
         "folds": Param("official test folds ('all', '1-3', '1,3', ...); validation = next fold, training = the rest",
