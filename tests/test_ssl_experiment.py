@@ -320,3 +320,30 @@ def test_the_recipe_reaches_the_methods_it_names_and_only_those(world):
     assert swav.prototypes.out_features == round(3000 * 0.25)  # the published 3,000 prototypes, scaled
     byol = pretraining.method("byol", recipe)
     assert recipe.method_params("byol") == {} and _linears(byol.head)[0].out_features == round(4096 * 0.25)
+
+
+def _result(arm, fold, probe, knn):
+    return {"experiment": "ssl", "arm": arm, "setting": {"dataset": "us8k", "fold": fold},
+            "identity": {"recipe": {}}, "metrics": {"accuracy": probe, "knn_accuracy": knn}}
+
+
+def test_the_prose_counts_and_words_follow_the_paired_differences():
+    from esclib.results.summary import Results
+
+    runs = Results([_result("random", k, 0.5, 0.3) for k in (1, 2, 3)]
+                   + [_result("simclr", k, 0.6 + 0.01 * k, 0.25) for k in (1, 2, 3)]  # probe above, kNN below
+                   + [_result("byol", k, 0.5 + d, 0.4) for k, d in ((1, -0.05), (2, 0.05), (3, 0.0))]  # noise, above
+                   + [_result("supervised-scratch", k, 0.55, 0.5) for k in (1, 2, 3)])
+    counts = exp.evaluation_counts(runs, ["simclr", "byol", "dino"])
+    assert counts["n_methods"] == 2 and counts["n_probe_above"] == 1 and counts["n_knn_above"] == 1
+    assert counts["best_probe"] == pytest.approx(0.62) and counts["sup_words"] == "no better than"
+    numbers = exp.difference_numbers(runs, "simclr")
+    assert numbers["dp_simclr"] == pytest.approx(0.12) and numbers["dp_simclr_verdict"] == "clearly above zero"
+    assert numbers["dk_simclr_verdict"] == "clearly below zero" and numbers["dp_simclr_higher"] == "3 of 3"
+    assert exp.difference_numbers(runs, "byol")["dp_byol_verdict"] == "inside the fold noise"
+    assert exp.difference_numbers(runs, "dino")["dp_dino_verdict"] == "not run"
+    words = exp.collapse_words({"rankme_init": 40.0, "rankme_simclr": 100.0, "rankme_byol": 20.0,
+                                "dino_entropy": 0.95})
+    assert words["rank_words_simclr"].startswith("above") and words["rank_words_byol"].startswith("below")
+    assert words["rank_words_swav"] == "not run" and "uniform" in words["dino_words"]
+    assert "same output" in exp.collapse_words({"dino_entropy": 0.05})["dino_words"]

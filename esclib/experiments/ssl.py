@@ -431,7 +431,8 @@ def frozen_evaluation(x: dict[str, tuple[np.ndarray, np.ndarray]], split: Split,
 # ----------------------------------------------------------------------------------------------- tables
 def pretraining_table(experiment: SSLExperiment, recipe: EvalRecipe, arms: Sequence[str]) -> pd.DataFrame:
     """One row per pre-trained method and pool: epochs, final loss, time, RankMe of the pool's embeddings against
-    the random initialisation's, and DINO's teacher entropy (of ``log k``)."""
+    the random initialisation's, and DINO's teacher entropy and final loss as shares of ``log k`` (both reach
+    ``log k`` when teacher and student output the uniform distribution)."""
     rows = []
     pools = {tuple(experiment.pool_of(experiment.split(k)).table["clip_id"]): experiment.split(k)
              for k in experiment.fold_splits}
@@ -444,7 +445,8 @@ def pretraining_table(experiment: SSLExperiment, recipe: EvalRecipe, arms: Seque
                          "final loss": m["final_loss"], "seconds": m["pretrain_seconds"], "RankMe": m["rankme"],
                          "RankMe at init": m["rankme_init"], "dim": m["embedding_dim"],
                          "teacher entropy / log k": (m["teacher_entropy"] / m["log_k"]) if "log_k" in m
-                         else float("nan")})
+                         else float("nan"),
+                         "final loss / log k": (m["final_loss"] / m["log_k"]) if "log_k" in m else float("nan")})
     return pd.DataFrame(rows)
 
 
