@@ -347,3 +347,14 @@ def test_the_prose_counts_and_words_follow_the_paired_differences():
     assert words["rank_words_simclr"].startswith("above") and words["rank_words_byol"].startswith("below")
     assert words["rank_words_swav"] == "not run" and "uniform" in words["dino_words"]
     assert "same output" in exp.collapse_words({"dino_entropy": 0.05})["dino_words"]
+
+
+def test_the_smoke_run_takes_the_paper_recipe_with_one_fold_and_few_steps(monkeypatch):
+    from esclib import smoke
+
+    monkeypatch.setenv(smoke.SMOKE_ENV, "1")
+    params = resolve(SPEC, "paper")
+    recipe = exp.EvalRecipe.from_config(params)
+    assert params["folds"] == (1,) and "supervised-scratch" in params["arms"] and params["proj_dims"] == (64,)
+    assert recipe.size == (224, 224) and recipe.backbone == "resnet18" and recipe.head_scale == 1.0
+    assert recipe.ssl_epochs == 1 and recipe.probe_budgets == (1,)

@@ -514,6 +514,25 @@ def budget_table(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ablation(experiment: SSLExperiment, recipe: EvalRecipe, arm: str, field: str, values: Sequence[Any],
+             folds: Sequence[int]) -> pd.DataFrame:
+    """Study 001's ablations: ``arm`` with ``recipe`` but ``field`` set to each of ``values`` (e.g. SimCLR's
+    ``simclr_proj_dim`` 64 / 128 / 256, MoCo's ``queue_size``, the ``view_policy``), each pre-trained and evaluated
+    on ``folds`` (runs of the results store); one row per value: the probe and kNN test accuracy, mean ± std over
+    the folds."""
+    if field not in {f.name for f in fields(EvalRecipe)}:
+        raise ValueError(f"ablation: {field!r} is not a recipe field")
+    rows = []
+    for value in values:
+        variant = recipe.replace(**{field: value})
+        runs = experiment.grid([(arm, variant, experiment.split(k)) for k in folds], desc=f"{arm}: {field}={value}")
+        frame = runs.frame()
+        rows.append({"method": arm, field: value, "folds": len(frame),
+                     "linear top-1": f"{frame['accuracy'].mean():.3f} ± {frame['accuracy'].std():.3f}",
+                     "kNN top-1": f"{frame['knn_accuracy'].mean():.3f} ± {frame['knn_accuracy'].std():.3f}"})
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------------- numbers for the prose
 def verdict_words(low: float, high: float) -> str:
     """What an interval of ``b − a`` says: ``above`` / ``below`` zero, or ``inside the noise``."""
