@@ -188,6 +188,13 @@ class EvalRecipe(PretrainRecipe):
                              f"{self.probe_epochs}, {self.supervised_epochs}")
 
     @property
+    def supervised(self) -> SSLRecipe:
+        """The supervised baseline's optimisation: the pre-training's, for ``supervised_epochs``."""
+        return SSLRecipe(epochs=self.supervised_epochs, batch_size=self.batch_size, lr=self.lr,
+                         weight_decay=self.weight_decay, warmup_epochs=min(self.warmup_epochs,
+                                                                           self.supervised_epochs - 1))
+
+    @property
     def pretraining(self) -> PretrainRecipe:
         """The recipe of the pre-training this evaluation reads."""
         return PretrainRecipe(**{f.name: getattr(self, f.name) for f in fields(PretrainRecipe)})
@@ -374,16 +381,13 @@ class SSLExperiment(Experiment):
         if policy.needs_waveforms:
             policy = None  # the cached spectrograms cannot take waveform operations: no augmentation
         model = SpectrogramClassifier(spectrogram, net, dim, self.clips.num_classes, augment=policy)
-        ssl = recipe.ssl
-        optimizer = ssl.optimizer(model.parameters())
+        schedule = recipe.supervised
+        optimizer = schedule.optimizer(model.parameters())
         loader = array_loader(train, self.clips, self.pretraining.bank, train=True, batch_size=recipe.batch_size,
                               seed=ctx.seed)
-        history = ctx.fit(model, loader, epochs=recipe.supervised_epochs, optimizer=optimizer,
-                          loss_fn=F.cross_entropy, val_loader=self.loader(val) if val is not None else None,
-                          scheduler=SSLRecipe(recipe.supervised_epochs, recipe.batch_size, recipe.lr,
-                                              recipe.weight_decay,
-                                              min(recipe.warmup_epochs, recipe.supervised_epochs - 1)
-                                              ).scheduler(optimizer),
+        history = ctx.fit(model, loader, epochs=schedule.epochs, optimizer=optimizer, loss_fn=F.cross_entropy,
+                          val_loader=self.loader(val) if val is not None else None,
+                          scheduler=schedule.scheduler(optimizer),
                           early_stopping=(EarlyStopping(SUPERVISED_PATIENCE, "val_acc", "max") if val is not None
                                           else None))
         scores, targets = predict(model, self.loader(split.test), ctx.device)

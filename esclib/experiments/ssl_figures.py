@@ -94,7 +94,8 @@ def plot_paired(results: Results, arms: Sequence[str], baseline: str = "random")
             continue
         for metric, label in (("accuracy", "linear probe"), ("knn_accuracy", "kNN")):
             d = results.paired(baseline, arm, metric)
-            rows += [{"arm": arm, "evaluation": label, "difference": v, "kind": "fold"} for v in d.per_fold["difference"]]
+            rows += [{"arm": arm, "evaluation": label, "difference": v, "kind": "fold"}
+                     for v in d.per_fold["difference"]]
             rows.append({"arm": arm, "evaluation": label, "difference": d.mean, "low": d.low, "high": d.high,
                          "kind": "mean"})
     frame = pd.DataFrame(rows)
@@ -144,6 +145,8 @@ def plot_confusions(results: Results, arms: Sequence[str], classes: Sequence[str
     import seaborn as sns
 
     arms = [a for a in _order(arms) if results.select(arm=a)]
+    if not arms:
+        raise ValueError("plot_confusions: none of the arms has a run")
     fig, axes = _plt().subplots(1, len(arms), figsize=(3.9 * len(arms) + 1.2, 4.4), layout="constrained",
                                 squeeze=False)
     for ax, arm in zip(axes[0], arms):
