@@ -41,11 +41,12 @@ SPEC = ChapterSpec(
     recipes=("esclib.experiments.ssl:PretrainRecipe", "esclib.experiments.ssl:EvalRecipe"),
     checks=(folds_fit("folds", n_folds=10),),
     smoke={"folds": "1", "arms": "random,simclr,dino,supervised-scratch", "ssl_epochs": 1, "warmup_epochs": 0,
-           "supervised_epochs": 1, "probe_epochs": 2, "selection_arms": "random", "queue_size": 16},
+           "supervised_epochs": 1, "probe_epochs": 2, "probe_budgets": "1", "selection_arms": "random",
+           "queue_size": 16, "proj_dims": "64", "moco_queues": "", "view_policies": ""},
     params={
         "data_root": data_root_param("UrbanSound8K"),
         "arms": Param("arms: random (the initial backbone, frozen), the six methods (pre-trained without labels, "
-                      "frozen), supervised-scratch (trained with labels: the ceiling)",
+                      "frozen), supervised-scratch (trained with labels: the supervised reference)",
                       "random,simclr,byol,dino,supervised-scratch", ",".join(ARMS), parse=parse_names(ARMS),
                       scope="grid"),
         "folds": Param("official test folds ('all', '1-3', '1,3', ...); validation = next fold, training = the rest",
@@ -91,6 +92,12 @@ SPEC = ChapterSpec(
                                    "selection)", 12, 100, check=integer(1, 10000)),
         "selection_arms": Param("arms run under all three selections for the selection table", "random,simclr",
                                 "random,simclr,supervised-scratch", parse=parse_names(ARMS), scope="grid"),
-        "examples": Param("test clips shown with their Grad-CAM maps", 3, 4, check=integer(1, 8), scope="view"),
+        "proj_dims": Param("SimCLR projection widths of the study's ablation (empty: not run)", "", "64,128,256",
+                           parse=parse_counts, scope="grid"),
+        "moco_queues": Param("MoCo v2 queue lengths of the study's ablation (empty: not run)", "", "4096,8192",
+                             parse=parse_counts, scope="grid"),
+        "view_policies": Param("view policies of the augmentation ablation, SimCLR (empty: not run)", "",
+                               ",".join(VIEW_POLICIES), parse=parse_names(VIEW_POLICIES), scope="grid"),
+        "examples": Param("clips shown with their two views", 3, 4, check=integer(1, 8), scope="view"),
     },
 )
