@@ -40,7 +40,7 @@ SPEC = ChapterSpec(
     experiment="ssl",
     recipes=("esclib.experiments.ssl:PretrainRecipe", "esclib.experiments.ssl:EvalRecipe"),
     checks=(folds_fit("folds", n_folds=10),),
-    smoke={"folds": "1", "arms": "random,simclr,dino,supervised-scratch", "ssl_epochs": 1, "warmup_epochs": 0,
+    smoke={"folds": "1", "batch_size": 16, "arms": "random,simclr,dino,supervised-scratch", "ssl_epochs": 1, "warmup_epochs": 0,
            "supervised_epochs": 1, "probe_epochs": 2, "probe_budgets": "1", "selection_arms": "random",
            "queue_size": 16, "proj_dims": "64", "moco_queues": "", "view_policies": ""},
     params={
