@@ -78,6 +78,8 @@ def test_folds_and_literals():
         expand_folds((1, 6), 5)
     assert [literal(t) for t in ("1e-4", "[1, 2]", "None", "true", "1-3", "/data/ESC-50", "esc50")] == \
         [1e-4, [1, 2], None, True, "1-3", "/data/ESC-50", "esc50"]
+    assert literal("64,128") == "64,128" and literal("1,3,5") == "1,3,5"  # a list for the parameter's parser
+    assert resolve(SPEC, "quick", folds=literal("1,2"))["folds"] == (1, 2)
 
 
 def test_an_empty_value_means_an_empty_list_not_the_default():

@@ -53,3 +53,20 @@ def test_a_smoke_checkpoint_is_the_released_format_with_the_released_name(monkey
     model = load_pann(path)
     assert type(model).__name__ == "Cnn6" and model.frontend.sample_rate == 32000
     assert smoke.smoke_checkpoint("Cnn6") == path and path.stat().st_size > 1_000_000
+
+
+def test_every_chapter_resolves_its_smoke_overrides(monkeypatch):
+    """A smoke override the chapter's parameter rejects fails here, not after minutes of a smoke run."""
+    from pathlib import Path
+
+    from esclib.runner.book import toc_chapters
+    from esclib.runner.specs import get_spec
+
+    monkeypatch.setenv(smoke.SMOKE_ENV, "1")
+    stems = toc_chapters(Path(__file__).resolve().parents[1] / "_toc.yml")
+    specs = [spec for spec in map(get_spec, stems) if spec is not None]
+    assert len(specs) == len(stems)
+    for spec in specs:
+        resolved = resolve(spec, "paper")
+        for name in spec.smoke:
+            assert resolved[name] == spec.params[name].validate(name, spec.smoke[name]), (spec.notebook, name)

@@ -304,3 +304,57 @@ def test_bad_recipe_values_are_refused_with_their_name():
         _recipe(warmup_epochs=2)
     with pytest.raises(ValueError, match=r"parameter 'arms'.*got \['moco'\]"):
         resolve(SPEC, "quick", arms="random,moco")
+
+
+def _linears(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_the_recipe_reaches_the_methods_it_names_and_only_those(world):
+    clips, store = world
+    pretraining, _ = _experiments(clips, store)
+    recipe = _recipe(queue_size=24, simclr_proj_dim=40, head_scale=0.25)
+    moco, swav, simclr = (pretraining.method(arm, recipe) for arm in ("mocov2", "swav", "simclr"))
+    assert moco.queue.items.shape[0] == 24 and all(q.items.shape[0] == 24 for q in swav.queues)
+    assert simclr.eval().head(torch.randn(4, 512)).shape == (4, 40)
+    assert swav.prototypes.out_features == round(3000 * 0.25)  # the published 3,000 prototypes, scaled
+    byol = pretraining.method("byol", recipe)
+    assert recipe.method_params("byol") == {} and _linears(byol.head)[0].out_features == round(4096 * 0.25)
+
+
+def _result(arm, fold, probe, knn):
+    return {"experiment": "ssl", "arm": arm, "setting": {"dataset": "us8k", "fold": fold},
+            "identity": {"recipe": {}}, "metrics": {"accuracy": probe, "knn_accuracy": knn}}
+
+
+def test_the_prose_counts_and_words_follow_the_paired_differences():
+    from esclib.results.summary import Results
+
+    runs = Results([_result("random", k, 0.5, 0.3) for k in (1, 2, 3)]
+                   + [_result("simclr", k, 0.6 + 0.01 * k, 0.25) for k in (1, 2, 3)]  # probe above, kNN below
+                   + [_result("byol", k, 0.5 + d, 0.4) for k, d in ((1, -0.05), (2, 0.05), (3, 0.0))]  # noise, above
+                   + [_result("supervised-scratch", k, 0.55, 0.5) for k in (1, 2, 3)])
+    counts = exp.evaluation_counts(runs, ["simclr", "byol", "dino"])
+    assert counts["n_methods"] == 2 and counts["n_probe_above"] == 1 and counts["n_knn_above"] == 1
+    assert counts["best_probe"] == pytest.approx(0.62) and counts["sup_words"] == "no better than"
+    numbers = exp.difference_numbers(runs, "simclr")
+    assert numbers["dp_simclr"] == pytest.approx(0.12) and numbers["dp_simclr_verdict"] == "clearly above zero"
+    assert numbers["dk_simclr_verdict"] == "clearly below zero" and numbers["dp_simclr_higher"] == "3 of 3"
+    assert exp.difference_numbers(runs, "byol")["dp_byol_verdict"] == "inside the fold noise"
+    assert exp.difference_numbers(runs, "dino")["dp_dino_verdict"] == "not run"
+    words = exp.collapse_words({"rankme_init": 40.0, "rankme_simclr": 100.0, "rankme_byol": 20.0,
+                                "dino_entropy": 0.95})
+    assert words["rank_words_simclr"].startswith("above") and words["rank_words_byol"].startswith("below")
+    assert words["rank_words_swav"] == "not run" and "uniform" in words["dino_words"]
+    assert "same output" in exp.collapse_words({"dino_entropy": 0.05})["dino_words"]
+
+
+def test_the_smoke_run_takes_the_paper_recipe_with_one_fold_and_few_steps(monkeypatch):
+    from esclib import smoke
+
+    monkeypatch.setenv(smoke.SMOKE_ENV, "1")
+    params = resolve(SPEC, "paper")
+    recipe = exp.EvalRecipe.from_config(params)
+    assert params["folds"] == (1,) and "supervised-scratch" in params["arms"] and params["proj_dims"] == (64,)
+    assert recipe.size == (224, 224) and recipe.backbone == "resnet18" and recipe.head_scale == 1.0
+    assert recipe.ssl_epochs == 1 and recipe.probe_budgets == (1,)

@@ -188,6 +188,13 @@ class EvalRecipe(PretrainRecipe):
                              f"{self.probe_epochs}, {self.supervised_epochs}")
 
     @property
+    def supervised(self) -> SSLRecipe:
+        """The supervised baseline's optimisation: the pre-training's, for ``supervised_epochs``."""
+        return SSLRecipe(epochs=self.supervised_epochs, batch_size=self.batch_size, lr=self.lr,
+                         weight_decay=self.weight_decay, warmup_epochs=min(self.warmup_epochs,
+                                                                           self.supervised_epochs - 1))
+
+    @property
     def pretraining(self) -> PretrainRecipe:
         """The recipe of the pre-training this evaluation reads."""
         return PretrainRecipe(**{f.name: getattr(self, f.name) for f in fields(PretrainRecipe)})
@@ -374,16 +381,13 @@ class SSLExperiment(Experiment):
         if policy.needs_waveforms:
             policy = None  # the cached spectrograms cannot take waveform operations: no augmentation
         model = SpectrogramClassifier(spectrogram, net, dim, self.clips.num_classes, augment=policy)
-        ssl = recipe.ssl
-        optimizer = ssl.optimizer(model.parameters())
+        schedule = recipe.supervised
+        optimizer = schedule.optimizer(model.parameters())
         loader = array_loader(train, self.clips, self.pretraining.bank, train=True, batch_size=recipe.batch_size,
                               seed=ctx.seed)
-        history = ctx.fit(model, loader, epochs=recipe.supervised_epochs, optimizer=optimizer,
-                          loss_fn=F.cross_entropy, val_loader=self.loader(val) if val is not None else None,
-                          scheduler=SSLRecipe(recipe.supervised_epochs, recipe.batch_size, recipe.lr,
-                                              recipe.weight_decay,
-                                              min(recipe.warmup_epochs, recipe.supervised_epochs - 1)
-                                              ).scheduler(optimizer),
+        history = ctx.fit(model, loader, epochs=schedule.epochs, optimizer=optimizer, loss_fn=F.cross_entropy,
+                          val_loader=self.loader(val) if val is not None else None,
+                          scheduler=schedule.scheduler(optimizer),
                           early_stopping=(EarlyStopping(SUPERVISED_PATIENCE, "val_acc", "max") if val is not None
                                           else None))
         scores, targets = predict(model, self.loader(split.test), ctx.device)
@@ -431,7 +435,8 @@ def frozen_evaluation(x: dict[str, tuple[np.ndarray, np.ndarray]], split: Split,
 # ----------------------------------------------------------------------------------------------- tables
 def pretraining_table(experiment: SSLExperiment, recipe: EvalRecipe, arms: Sequence[str]) -> pd.DataFrame:
     """One row per pre-trained method and pool: epochs, final loss, time, RankMe of the pool's embeddings against
-    the random initialisation's, and DINO's teacher entropy (of ``log k``)."""
+    the random initialisation's, and DINO's teacher entropy and final loss as shares of ``log k`` (both reach
+    ``log k`` when teacher and student output the uniform distribution)."""
     rows = []
     pools = {tuple(experiment.pool_of(experiment.split(k)).table["clip_id"]): experiment.split(k)
              for k in experiment.fold_splits}
@@ -444,7 +449,8 @@ def pretraining_table(experiment: SSLExperiment, recipe: EvalRecipe, arms: Seque
                          "final loss": m["final_loss"], "seconds": m["pretrain_seconds"], "RankMe": m["rankme"],
                          "RankMe at init": m["rankme_init"], "dim": m["embedding_dim"],
                          "teacher entropy / log k": (m["teacher_entropy"] / m["log_k"]) if "log_k" in m
-                         else float("nan")})
+                         else float("nan"),
+                         "final loss / log k": (m["final_loss"] / m["log_k"]) if "log_k" in m else float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -512,6 +518,25 @@ def budget_table(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ablation(experiment: SSLExperiment, recipe: EvalRecipe, arm: str, field: str, values: Sequence[Any],
+             folds: Sequence[int]) -> pd.DataFrame:
+    """Study 001's ablations: ``arm`` with ``recipe`` but ``field`` set to each of ``values`` (e.g. SimCLR's
+    ``simclr_proj_dim`` 64 / 128 / 256, MoCo's ``queue_size``, the ``view_policy``), each pre-trained and evaluated
+    on ``folds`` (runs of the results store); one row per value: the probe and kNN test accuracy, mean ± std over
+    the folds."""
+    if field not in {f.name for f in fields(EvalRecipe)}:
+        raise ValueError(f"ablation: {field!r} is not a recipe field")
+    rows = []
+    for value in values:
+        variant = recipe.replace(**{field: value})
+        runs = experiment.grid([(arm, variant, experiment.split(k)) for k in folds], desc=f"{arm}: {field}={value}")
+        frame = runs.frame()
+        rows.append({"method": arm, field: value, "folds": len(frame),
+                     "linear top-1": f"{frame['accuracy'].mean():.3f} ± {frame['accuracy'].std():.3f}",
+                     "kNN top-1": f"{frame['knn_accuracy'].mean():.3f} ± {frame['knn_accuracy'].std():.3f}"})
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------------- numbers for the prose
 def verdict_words(low: float, high: float) -> str:
     """What an interval of ``b − a`` says: ``above`` / ``below`` zero, or ``inside the noise``."""
@@ -553,6 +578,23 @@ def beats_random_story(results: Results, arms: Sequence[str]) -> str:
             parts.append(f"{arm}: probe {n[f'dp_{arm}']:+.3f} ({n[f'dp_{arm}_verdict']}), kNN "
                          f"{n[f'dk_{arm}']:+.3f} ({n[f'dk_{arm}_verdict']})")
     return "; ".join(parts) or "no method ran"
+
+
+def evaluation_counts(results: Results, arms: Sequence[str]) -> dict[str, Any]:
+    """How many of ``arms`` beat the random backbone beyond the fold noise by the probe (``n_probe_above``) and by
+    the kNN (``n_knn_above``) out of ``n_methods``; the best arm's probe accuracy (``best_probe``) and how the
+    supervised reference compares with it (``sup_words``)."""
+    numbers = [difference_numbers(results, arm) for arm in arms]
+    ran = [(arm, n) for arm, n in zip(arms, numbers) if not np.isnan(n[f"dp_{arm}"])]
+    probe = {arm: mean_metric(results, arm) for arm, _ in ran}
+    best = max(probe.values(), default=float("nan"))
+    supervised = mean_metric(results, "supervised-scratch")
+    return {"n_methods": len(ran),
+            "n_probe_above": sum(n[f"dp_{arm}_low"] > 0 for arm, n in ran),
+            "n_knn_above": sum(n[f"dk_{arm}_low"] > 0 for arm, n in ran),
+            "best_probe": best,
+            "sup_words": ("not comparable (an arm did not run)" if np.isnan(best) or np.isnan(supervised) else
+                          "above" if supervised > best else "no better than")}
 
 
 def collapse_words(monitors: dict[str, float], near: float = 0.9) -> dict[str, str]:

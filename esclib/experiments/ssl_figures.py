@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from esclib.experiments.ssl import ARMS, budget_table
 from esclib.results.summary import Results
@@ -59,6 +60,7 @@ def plot_pretraining_curves(curves: pd.DataFrame):
         mine = curves[curves["arm"] == method]
         sns.lineplot(data=mine, x="epoch", y="loss", color=ARM_COLOURS[method], marker="o", ax=ax)
         ax.set(title=method, xlabel="epoch", ylabel="loss" if ax is axes[0, 0] else "")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("Pre-training loss (no labels), the same recipe for every method")
     return fig
 
@@ -92,7 +94,8 @@ def plot_paired(results: Results, arms: Sequence[str], baseline: str = "random")
             continue
         for metric, label in (("accuracy", "linear probe"), ("knn_accuracy", "kNN")):
             d = results.paired(baseline, arm, metric)
-            rows += [{"arm": arm, "evaluation": label, "difference": v, "kind": "fold"} for v in d.per_fold["difference"]]
+            rows += [{"arm": arm, "evaluation": label, "difference": v, "kind": "fold"}
+                     for v in d.per_fold["difference"]]
             rows.append({"arm": arm, "evaluation": label, "difference": d.mean, "low": d.low, "high": d.high,
                          "kind": "mean"})
     frame = pd.DataFrame(rows)
@@ -108,8 +111,10 @@ def plot_paired(results: Results, arms: Sequence[str], baseline: str = "random")
                                                                     means["high"] - means["difference"]],
                     fmt="o", color="black", capsize=3, label="mean, 95 % interval", zorder=3)
         ax.axvline(0, color="0.3", lw=1, ls="--")
-        ax.set(yticks=range(len(order)), yticklabels=order, xlabel=f"test accuracy − {baseline}", title=label)
-    axes[0].legend(loc="lower left", fontsize="small")
+        ax.set(yticks=range(len(order)), yticklabels=order, xlabel=f"test accuracy − {baseline}", title=label,
+               ylim=(len(order) - 0.5, -0.5))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize="small")
     fig.suptitle(f"Each arm against the {baseline}-weight backbone, fold by fold")
     return fig
 
@@ -140,7 +145,9 @@ def plot_confusions(results: Results, arms: Sequence[str], classes: Sequence[str
     import seaborn as sns
 
     arms = [a for a in _order(arms) if results.select(arm=a)]
-    fig, axes = _plt().subplots(1, len(arms), figsize=(4.4 * len(arms) + 0.6, 4.2), layout="constrained",
+    if not arms:
+        raise ValueError("plot_confusions: none of the arms has a run")
+    fig, axes = _plt().subplots(1, len(arms), figsize=(3.9 * len(arms) + 1.2, 4.4), layout="constrained",
                                 squeeze=False)
     for ax, arm in zip(axes[0], arms):
         total = sum(np.asarray(r["metrics"]["confusion"], dtype=float) for r in results.select(arm=arm))

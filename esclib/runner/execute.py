@@ -57,12 +57,14 @@ class ThisPythonKernelManager(AsyncKernelManager):
 
 def literal(text: str) -> Any:
     """A command-line value as Python: a Python literal (``1e-4``, ``[1, 2]``, ``None``), else YAML (``true``,
-    ``null``), else the text itself (``1-3``, ``/data/ESC-50``). The empty text stays ``""`` (an empty list where a
-    list is expected), never ``None`` (the default)."""
+    ``null``), else the text itself (``1-3``, ``/data/ESC-50``, and a comma-separated list such as ``64,128``, which
+    Python would read as a tuple that no notebook parameter takes: the parameter's own parser reads the text). The
+    empty text stays ``""`` (an empty list where a list is expected), never ``None`` (the default)."""
     if not text.strip():
         return ""
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
+        return text if isinstance(value, tuple) else value
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         pass
     try:

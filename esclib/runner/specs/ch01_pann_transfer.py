@@ -80,7 +80,7 @@ SPEC = ChapterSpec(
     experiment="pann_transfer",
     recipes=("esclib.experiments.pann_transfer:TransferRecipe",),
     checks=(folds_fit("folds", "few_shot_folds", dataset="dataset"), sample_rate_fits),
-    smoke={"folds": "1", "batch_size": "4", "few_shot_folds": "1", "few_shot_per_class": "2",
+    smoke={"folds": "1", "batch_size": 4, "few_shot_folds": "1", "few_shot_per_class": "2",
            "selection_strategies": "freeze_l1"},
     params={
         "dataset": Param("dataset to transfer to", "esc50", "esc50", choices=DATASETS, scope="input"),

@@ -45,7 +45,8 @@ SPEC = ChapterSpec(
     experiment="fixmatch",
     recipes=("esclib.experiments.fixmatch:FixMatchRecipe",),
     checks=(folds_fit("folds", "ablation_folds", dataset="dataset"),),
-    smoke={"folds": "1", "batch_size": "2", "ablation_folds": "1", "ablations": "threshold"},
+    smoke={"folds": "1", "batch_size": 2, "upper_bound": False, "compare_passes": False, "selections": "",
+           "ablations": "none"},
     params={
         "dataset": Param("single-label dataset", "us8k", "us8k", choices=DATASETS, scope="input"),
         "data_root": data_root_param(),

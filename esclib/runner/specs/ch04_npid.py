@@ -60,7 +60,8 @@ SPEC = ChapterSpec(
     experiment="npid",
     recipes=("esclib.experiments.npid:PretrainRecipe", "esclib.experiments.npid:FinetuneRecipe"),
     checks=(folds_in_every_dataset,),
-    smoke={"datasets": "esc10", "npid_batch_size": "8", "finetune_batch_size": "4", "folds": "1", "selections": ""},
+    smoke={"datasets": "esc10", "npid_batch_size": 8, "finetune_batch_size": 4, "nce_k": 16, "folds": "1",
+           "selections": ""},
     params={
         "esc10_root": data_root_param("ESC-10 (ESC-50's folder: ESC-10 is its subset)"),
         "esc50_root": data_root_param("ESC-50"),
