@@ -38,8 +38,8 @@ SPEC = ChapterSpec(
     experiment="cae",
     recipes=("esclib.experiments.cae:PretrainRecipe", "esclib.experiments.cae:FinetuneRecipe"),
     checks=(folds_fit("folds", n_folds=5),),
-    smoke={"pool_size": None, "pool_sizes": "10", "folds": "1", "random_split": False, "labelled_fractions": "0.5",
-           "selection_fractions": "1.0", "examples": 4},
+    smoke={"pool_size": None, "pool_sizes": "10", "batch_sizes": "32", "folds": "1", "random_split": False,
+           "labelled_fractions": "0.5", "selection_fractions": "1.0", "examples": 4},
     params={
         "esc50_root": data_root_param("ESC-50"),
         "escus_root": data_root_param("ESC-US"),
