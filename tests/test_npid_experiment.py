@@ -190,6 +190,14 @@ def test_a_changed_pretraining_recipe_changes_the_npid_arm_and_not_the_pretraini
     assert experiment.open("npid", other, split).id != first
     assert experiment.run_inputs("npid", other, split)["pretraining"] != \
         experiment.run_inputs("npid", recipe, split)["pretraining"]
+    # the baselines read no NPID field: a new pre-training recipe leaves them, a new fine-tuning recipe does not
+    assert experiment.open("scratch", other, split).id == experiment.open("scratch", recipe, split).id
+    assert experiment.open("scratch", recipe.replace(finetune_lr=2e-3), split).id != \
+        experiment.open("scratch", recipe, split).id
+    assert experiment.open("scratch", recipe.replace(n_fft=128), split).id != experiment.open("scratch", recipe, split).id
+    assert npid.NPID_ONLY_FIELDS == {"npid_epochs", "npid_batch_size", "npid_crop_seconds", "low_dim", "nce_k",
+                                     "temperature", "memory_momentum", "npid_lr", "npid_weight_decay", "knn_ks",
+                                     "knn_temperature"}
 
 
 @pytest.mark.parametrize("selection", ["validation-fold", "last"])

@@ -141,6 +141,11 @@ class FinetuneRecipe(PretrainRecipe):
                                  cold_epochs=self.cold_epochs, warm_epochs=self.warm_epochs)
 
 
+#: the recipe fields only NPID pre-training reads
+NPID_ONLY_FIELDS: frozenset[str] = frozenset(f.name for f in fields(PretrainRecipe)) - {f.name for f in
+                                                                                       fields(InputRecipe)}
+
+
 def _crop(seconds: float | None, clip_seconds: float) -> float | None:
     """A training crop no longer than the clips (a 4-s UrbanSound8K clip with a 5-s crop: whole clips)."""
     return None if seconds is None or seconds >= clip_seconds else seconds
@@ -318,6 +323,15 @@ class NPIDExperiment(_Datasets):
 
     def setting(self, arm: str, recipe: FinetuneRecipe, split: Split) -> dict[str, Any]:
         return {"dataset": split.test.name, "fold": split.fold, "selection": recipe.selection}
+
+    def identity(self, arm: str, recipe: FinetuneRecipe, split: Split, setting: Mapping[str, Any]) -> dict[str, Any]:
+        """The base's identity, except that an arm which starts from no NPID run (ImageNet, scratch) leaves the
+        NPID pre-training fields out of its recipe: they cannot change it (a pre-trained arm has them through
+        its pre-training run's id), so a new pre-training recipe does not re-run the baselines."""
+        identity = super().identity(arm, recipe, split, setting)
+        if ARM_INIT[arm] != "npid":
+            identity["recipe"] = {k: v for k, v in identity["recipe"].items() if k not in NPID_ONLY_FIELDS}
+        return identity
 
     def split_of(self, dataset: str, fold: int, selection: str) -> Split:
         """Official fold ``fold`` of ``dataset`` as test, the next fold as validation, the rest to train on; then
