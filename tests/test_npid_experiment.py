@@ -289,3 +289,27 @@ def test_knn_tables_and_numbers_from_stored_runs():
     curves = npid.knn_curves(runs)
     assert curves.groupby("epoch")["kNN accuracy"].mean().round(4).to_dict() == {0: 0.3, 1: 0.4333, 2: 0.4333}
     assert npid.knn_table(runs)["NPID − random"].round(3).tolist() == [0.2, 0.1, 0.1]
+
+
+def test_fine_tuning_tables_pair_the_arms_fold_by_fold():
+    def run(arm, fold, accs):
+        return {"experiment": "npid", "arm": arm, "identity": {},
+                "setting": {"dataset": "d", "fold": fold, "selection": "last"},
+                "metrics": {"accuracy": accs[-1], "accuracy_last": accs[-1], "accuracy_peak": max(accs),
+                            "selected_epoch": len(accs), "n_train": 8, "n_select": 0},
+                "curves": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(accs)]}
+
+    runs = Results([run("scratch", 1, [0.1, 0.2]), run("npid", 1, [0.3, 0.3]), run("scratch", 2, [0.2, 0.4]),
+                    run("npid", 2, [0.2, 0.5]), run("scratch", 3, [0.1, 0.1]), run("npid", 3, [0.4, 0.2])])
+    early = npid.early_epochs(runs, "scratch", "npid", epochs=2).set_index("epoch")
+    assert early.loc[1, "mean"] == pytest.approx((0.2 + 0.0 + 0.3) / 3)
+    assert early.loc[2, "mean"] == pytest.approx((0.1 + 0.1 + 0.1) / 3)
+    assert not early.loc[2, "inside the noise"] and early.loc[1, "inside the noise"] == (early.loc[1, "low"] <= 0)
+    row = npid.paired_rows(runs, [("scratch", "npid")]).iloc[0]
+    assert row["mean difference"] == pytest.approx(0.1) and row["per fold"] == "+0.100 +0.100 +0.100"
+    numbers = npid.difference_numbers("d", runs, "scratch", "npid")
+    assert numbers["d"] == pytest.approx(0.1) and numbers["d_higher"] == "3 of 3"
+    assert numbers["d_verdict"] == "clearly above zero"
+    table = npid.selection_table(runs).set_index("arm")
+    assert table.loc["npid", "accuracy (best test epoch)"] == pytest.approx(round((0.3 + 0.5 + 0.4) / 3, 3))
+    assert npid.difference_numbers("d", runs, "scratch", "imagenet")["d_verdict"].startswith("not run")
