@@ -224,3 +224,37 @@ def test_every_parameter_has_a_scope_and_the_chapter_an_experiment(chapter):
     assert spec.experiment and spec.recipes
     assert {p.scope for p in spec.params.values()} <= {"recipe", "input", "run", "grid", "view"}
     assert spec.params["seed"].scope == "run"
+
+
+@dataclass(frozen=True)
+class ScheduledRecipe(Recipe):
+    lr: float
+    epochs: int
+    steps_per_epoch: int
+
+
+def test_the_paper_plan_counts_runs_and_steps_and_estimates_from_the_smoke_runs(tmp_path, monkeypatch):
+    from esclib.experiments.base import _duration
+
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ESCLIB_RESULTS", str(tmp_path / "results"))
+    clips = _world(tmp_path / "data")
+    monkeypatch.setenv("ESC_SMOKE", "1")
+    smoke_toy = Toy(clips, store=ResultsStore.for_profile("paper"), profile="paper", progress=False)
+    smoke_toy.run("a", ScheduledRecipe(0.1, 1, 2), smoke_toy.split(1))
+    monkeypatch.delenv("ESC_SMOKE")
+    toy = Toy(clips, store=ResultsStore.for_profile("paper"), profile="paper", progress=False)
+    rate = toy.smoke_seconds_per_step()
+    assert set(rate) == {"a"} and rate["a"] > 0  # measured by the smoke run, per arm
+    recipe = ScheduledRecipe(0.1, 10, 100)
+    assert toy.planned_steps("a", recipe, toy.split(1)) == 1000
+    assert toy.planned_steps("a", ToyRecipe(0.1, 3), toy.split(1)) is None  # no step count, no invented one
+    toy.run("a", recipe, toy.split(3))
+    plan = toy.plan([("a", recipe, toy.split(1)), ("a", recipe, toy.split(2)), ("a", recipe, toy.split(3))])
+    assert plan.startswith("[toy] plan: 3 runs, 1 reused, 2 to train, 2,000 optimiser steps; about ")
+    assert f"about {_duration(2000 * rate['a'])} on cpu" in plan
+    unmeasured = toy.plan([("b", recipe, toy.split(1))])
+    assert "1 to train" in unmeasured and "no estimate" in unmeasured and "--smoke" in unmeasured
+    quick = Toy(clips, store=ResultsStore.for_profile("quick"), profile="quick", progress=False)
+    assert quick.smoke_seconds_per_step() == {}  # the quick profile has no smoke runs on record
+    assert [_duration(s) for s in (42, 450, 11520)] == ["42 s", "7.5 min", "3.2 h"]

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score
 from esclib.cli import main as esc
 from esclib.data.audioset import load as load_audioset
 from esclib.losses import clip_bce
-from esclib.models.panns import CnnMini16k, load_pann
+from esclib.models.panns import CnnMini16k, build_pann, load_pann
 from esclib.train import fit, pann_pretrain
 from esclib.train.pann_pretrain import (
     BalancedSampler,
@@ -23,6 +23,7 @@ from esclib.train.pann_pretrain import (
     pretrain,
     pretrain_report,
     tagging_metrics,
+    tagging_scores,
     train_holdout_split,
 )
 
@@ -151,6 +152,22 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_weights(tmp_pat
     assert not (tmp_path / "resumed.pth.partial").exists() and len(report["history"]) == TINY.epochs
     straight, resumed = (torch.load(tmp_path / f"{n}.pth", weights_only=True)["model"] for n in ("straight", "resumed"))
     assert all(torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-6) for k in straight)
+
+
+def test_pretraining_raises_the_held_out_map_of_a_small_corpus(tmp_path):
+    clips = load_audioset(_corpus(tmp_path / "corpus", n_clips=72, seconds=1.0))
+    config = replace(TINY, epochs=8, steps_per_epoch=10, batch_size=8, lr=2e-3, cosine=True, mixup_alpha=0.0,
+                     holdout_fraction=1 / 3)
+    train, held = train_holdout_split(clips, config.holdout_fraction, config.seed)
+    torch.manual_seed(config.seed)
+    untrained = build_pann(config.arch, classes_num=clips.num_classes, spec_augment=config.spec_augment)
+    before = tagging_metrics(*tagging_scores(untrained, held, progress=False))["mAP"]
+    report = pretrain(clips, config, tmp_path / "m.pth", progress=False)
+    curve = [epoch["val_mAP"] for epoch in report["history"]]
+    assert len(curve) == config.epochs and report["held_out_metrics"]["mAP"] == curve[-1]
+    assert curve[-1] >= 0.88 and curve[-1] > before + 0.05, (before, curve)
+    again = tagging_metrics(*tagging_scores(load_pann(tmp_path / "m.pth"), held, progress=False))["mAP"]
+    assert again == pytest.approx(curve[-1], abs=1e-6), "the report's mAP is the saved model's"
 
 
 def test_pretraining_refuses_a_single_label_corpus(tmp_path):

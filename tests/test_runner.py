@@ -149,7 +149,8 @@ def test_a_second_run_of_the_same_copy_is_refused_while_the_first_holds_it(proje
 
 
 def test_toc_lists_the_chapters_in_order():
-    assert toc_chapters(REPO / "_toc.yml") == ["00_data", "01_pann_transfer", "02_fixmatch", "03_cae", "04_npid"]
+    assert toc_chapters(REPO / "_toc.yml") == ["00_data", "01_pann_transfer", "02_fixmatch", "03_cae", "04_npid",
+                                               "05_ssl", "06_overview"]
 
 
 @pytest.mark.parametrize("source", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)

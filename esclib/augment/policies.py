@@ -12,7 +12,7 @@ Policies (widths and counts of SpecAugment in frames / mel bins):
 - ``rocling_weak``, ``rocling_strong`` -- study 000, Table 1: SpecAugment freq 8/1, time 32/1 (weak); freq 35/2,
   time 64/2 (strong);
 - ``panns_specaugment`` -- the PANN training SpecAugment (time 64/2, freq 8/2; study 003);
-- ``sslh_weak``, ``sslh_strong`` -- SSLH (Cancès et al. 2022; PROTOCOLS B3): Occlusion (scales 0-0.25, p 0.5) ->
+- ``sslh_weak``, ``sslh_strong`` -- SSLH (Cancès et al. 2022; book/protocols.md): Occlusion (scales 0-0.25, p 0.5) ->
   SpeedPerturbation (rates 0.5-1.5, p 0.5) -> CutOutSpec (0.1-0.5 x 0.1-0.5, fill -80 dB, p 0.5); strong:
   Occlusion (0-0.75) -> SpeedPerturbation (0.25-1.75) -> CutOutSpec (0.5-1.0 x 0.5-1.0, fill -80), all p 1;
 - study 001 (QUACLRS), one augmentation each, for the SSL chapter's ablation: ``quaclrs_original`` (none),

@@ -2,7 +2,7 @@
 
     esc data download NAME [--root DIR] [--keep-archives]
     esc data verify NAME [--root DIR] [--level exists|header|decode]
-    esc data synth NAME --root DIR [--size quick|full] [--seed N]
+    esc data synth NAME --root DIR [--size tiny|smoke|quick|full] [--seed N]
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def _verify(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from esclib.data import synth
 
+    if args.name not in synth.SIZES or args.size not in synth.SIZES[args.name]:
+        offered = {name: tuple(sizes) for name, sizes in synth.SIZES.items()}
+        print(f"error: no synthetic {args.name!r} of --size {args.size}; offered (dataset: sizes): {offered}",
+              file=sys.stderr)
+        return 2
     print(synth.generate(args.name, args.root, size=args.size, seed=args.seed))
     return 0
 
@@ -71,8 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_verify)
 
     synth = commands.add_parser("synth", help="generate a synthetic dataset in the real dataset's layout")
-    synth.add_argument("name")
+    synth.add_argument("name", help="esc50, us8k, escus, audioset-mini or dcase2013")
     synth.add_argument("--root", type=Path, required=True, help="folder to write the dataset into")
-    synth.add_argument("--size", default="quick", help="quick (default) or full (see esclib.data.synth.SIZES)")
+    synth.add_argument("--size", default="quick", choices=("tiny", "smoke", "quick", "full"),
+                       help="tiny (tests); smoke: the real classes, folds, sample rate, clip length and channels with "
+                            "a clip or two per class and fold (paper-profile smoke runs); quick (default): the quick "
+                            "profile's world; full: the real dataset's order of size (esclib.data.synth.SIZES)")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=_synth)

@@ -17,7 +17,8 @@ from esclib.data import registry
 from esclib.data.clips import ClipSet
 
 #: the synthetic world that stands in for each dataset in the quick profile
-_SYNTH = {"esc50": "esc50", "esc10": "esc50", "us8k": "us8k", "escus": "escus", "audioset-mini": "audioset-mini"}
+_SYNTH = {"esc50": "esc50", "esc10": "esc50", "us8k": "us8k", "escus": "escus", "audioset-mini": "audioset-mini",
+          "dcase2013": "dcase2013"}
 PROFILES = ("quick", "paper")
 
 
@@ -65,15 +66,12 @@ def dataset_root(name: str, profile: str, data_root: str | Path | None = None, s
     if name not in _SYNTH:
         raise ValueError(f"no synthetic world stands in for {name!r}; run it with profile='paper' on the real data")
     from esclib.data import synth
-    from esclib.locks import file_lock
 
     synth_name = _SYNTH[name]
     root = paths.data_dir() / f"synth-{size}-seed{seed}-{_synth_version()}" / synth_name
     if not (root / ".complete").exists():
-        with file_lock(root.parent / f".{synth_name}.lock", what=f"the synthetic world {root}"):
-            if not (root / ".complete").exists():
-                synth.generate(synth_name, root, size=size, seed=seed)
-                (root / ".complete").touch()
+        synth.generate(synth_name, root, size=size, seed=seed)
+        (root / ".complete").touch()
     return root
 
 

@@ -287,11 +287,63 @@ class Experiment:
         for checkpoint in ctx.checkpoint.parent.glob(f"{ctx.checkpoint.stem}*.pt"):
             checkpoint.unlink(missing_ok=True)
 
+    def planned_steps(self, arm: str, recipe: Recipe, split: Split) -> int | None:
+        """The optimiser steps a run of ``arm`` will take (for :meth:`plan`'s estimate); None when not known.
+        Default: the recipe's ``steps``, else ``epochs`` x ``steps_per_epoch``, else ``epochs`` x the batches of
+        ``batch_size`` in the split's ``train`` (or ``labelled``) clips; subclasses with other schedules override."""
+        fields = recipe.identity()
+        if isinstance(fields.get("steps"), int):
+            return fields["steps"]
+        epochs = fields.get("epochs")
+        if not isinstance(epochs, int):
+            return None
+        if isinstance(fields.get("steps_per_epoch"), int):
+            return epochs * fields["steps_per_epoch"]
+        clips = split.parts.get("train", split.parts.get("labelled"))
+        if isinstance(fields.get("batch_size"), int) and clips is not None:
+            return epochs * -(-len(clips) // fields["batch_size"])
+        return None
+
+    def plan(self, cells: Sequence[tuple[str, Recipe, Split]]) -> str:
+        """What :meth:`grid` is about to do: runs to train and to reuse, optimiser steps, and -- from the seconds per
+        step that this experiment's smoke runs (:mod:`esclib.smoke`) measured on this kind of device, per arm -- an
+        estimate of the time it will take (issue "paper profile smoke": printed before a long paper run)."""
+        todo = [(arm, recipe, split) for arm, recipe, split in cells if not self.open(arm, recipe, split).done]
+        steps = [(arm, self.planned_steps(arm, recipe, split)) for arm, recipe, split in todo]
+        known = [n for _, n in steps if n is not None]
+        rates = self.smoke_seconds_per_step()
+        seconds = [n * rates[arm] for arm, n in steps if n is not None and arm in rates]
+        text = (f"[{self.name}] plan: {len(cells)} runs, {len(cells) - len(todo)} reused, {len(todo)} to train"
+                f"{f', {sum(known):,} optimiser steps' if known else ''}")
+        if not todo:
+            return text
+        if seconds and len(seconds) == len(todo):
+            return text + (f"; about {_duration(sum(seconds))} on {self.device.type} at the smoke runs' seconds "
+                           f"per step (steps only: evaluation and data loading come on top)")
+        reasons = [*(["some runs have no step count"] if len(known) < len(todo) else []),
+                   *(["run `esc run CHAPTER --smoke` on this device first"] if len(seconds) < len(known) else [])]
+        return text + "; no estimate: " + " and ".join(reasons)
+
+    def smoke_seconds_per_step(self) -> dict[str, float]:
+        """Per arm, the median seconds per optimiser step of this experiment's finished smoke runs of the same
+        profile on this kind of device (``results/<profile>-smoke``); empty when there are none."""
+        store = ResultsStore(paths.results_dir() / f"{self.profile}-smoke")
+        measured: dict[str, list[float]] = {}
+        for result in store.results(self.name):
+            timing = result.get("timing") or {}
+            rate = timing.get("seconds_per_step")
+            if rate and str(timing.get("device", "")).split(":")[0] == self.device.type:
+                measured.setdefault(result["arm"], []).append(float(rate))
+        return {arm: float(np.median(rates)) for arm, rates in measured.items()}
+
     def grid(self, cells: Sequence[tuple[str, Recipe, Split]] | Iterable[tuple[str, Recipe, Split]], *,
              desc: str | None = None, label: Any = None) -> Results:
         """Run every ``(arm, recipe, split)`` cell (finished ones are reused) with one progress bar and one line per
-        run; ``label(arm, recipe)``, if given, names each run's variant (stored in ``result["label"]``)."""
+        run; ``label(arm, recipe)``, if given, names each run's variant (stored in ``result["label"]``). In the
+        ``paper`` profile (not in a smoke run) it first prints :meth:`plan`."""
         cells = list(cells)
+        if self.profile == "paper" and not smoke.active():
+            print(self.plan(cells), flush=True)
         results = Results()
         bar = tqdm(cells, desc=desc or f"{self.name} runs", disable=not self.progress)
         for arm, recipe, split in bar:
@@ -314,3 +366,10 @@ class Experiment:
         how = "reused (same identity)" if reused else (f"{metrics.get('epochs', '?')} epochs, "
                                                        f"{result.get('seconds', 0):.0f} s")
         return f"{result.get('label', result['arm'])} [{where}]: {headline} ({how})"
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a readable duration (``42 s``, ``7.5 min``, ``3.2 h``)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

@@ -1,5 +1,5 @@
 """Chapter 02's experiment (study 000, ROCLING 2021): a pretrained PANN, FixMatch and SpecAugment on UrbanSound8K
-with 10 % of the labels (PROTOCOLS.md A0 and E).
+with 10 % of the labels (book/protocols.md).
 
 Notebook: 02_fixmatch. What the chapter runs, on the foundation of :mod:`esclib.experiments.base` (experiment
 ``fixmatch``; every run's identity holds its recipe, the dataset's and checkpoint's digests and its split):
@@ -79,7 +79,7 @@ MIXUP_ALPHA = 1.0
 
 @dataclass(frozen=True)
 class FixMatchRecipe(Recipe):
-    """How an arm is trained (PROTOCOLS E for study 000).
+    """How an arm is trained (book/protocols.md).
 
     ``labelled_fraction`` of the training folds is labelled (class-balanced). ``epochs`` under cosine annealing of
     ``steps_per_epoch`` optimiser steps (None: one pass over the unlabelled clips) of ``batch_size`` labelled and
@@ -712,7 +712,7 @@ def selection_table(results: Results, arms: Sequence[str] = ("supervised-pann", 
 
 
 def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds: Sequence[int]) -> pd.DataFrame:
-    """Study 000's protocol (PROTOCOLS.md A0: as stated, or inferred where its text is lost) beside this run's, one
+    """Study 000's protocol (book/protocols.md: as stated, or inferred where its text is lost) beside this run's, one
     row per aspect, so that every published number is read with the differences in view.
 
     Notebook: 02_fixmatch.

@@ -8,7 +8,7 @@ Notebook: 01_pann_transfer. On the foundation of :mod:`esclib.experiments.base`:
    of every whole clip (:attr:`TransferExperiment.logmels`) and the frozen base's embedding of it
    (:attr:`TransferExperiment.embeddings`), each keyed by everything that changes it.
 2. :meth:`TransferExperiment.train` trains one strategy (:data:`esclib.models.transfer.STRATEGIES`, the arms) on
-   one official fold with the authors' recipe (PROTOCOLS B2): Adam with amsgrad, ``epochs x steps_per_epoch``
+   one official fold with the authors' recipe (book/protocols.md): Adam with amsgrad, ``epochs x steps_per_epoch``
    optimiser steps of class-balanced batches, mixup α = 1 on pairs (:func:`~esclib.train.pann_pretrain.
    mixup_step`), SpecAugment inside the network; random crops of ``clip_seconds`` in training, whole clips in test.
    Which clips it trains on and which model it keeps follow ``selection`` (:data:`esclib.data.splits.SELECTIONS`):
@@ -80,7 +80,7 @@ Fit = Callable[..., History]
 
 @dataclass(frozen=True)
 class TransferRecipe(Recipe):
-    """How every strategy is trained (PROTOCOLS B2 and E: the authors' gtzan recipe).
+    """How every strategy is trained (book/protocols.md: the authors' gtzan recipe).
 
     ``epochs`` x ``steps_per_epoch`` optimiser steps (the authors: 10,000 iterations, evaluated every 200), each on
     ``batch_size`` mixed clips (the loader draws twice as many with mixup, class-balanced, as the authors'); Adam

@@ -1,4 +1,4 @@
-"""The input of the convolutional autoencoder of study 002 (DTU, CAE pre-training on ESC-US; PROTOCOLS A2).
+"""The input of the convolutional autoencoder of study 002 (DTU, CAE pre-training on ESC-US; book/protocols.md).
 
 The study's data handler (Rasmusafj/02456-deep-learning-project12): librosa load at 44.1 kHz, zeros appended or the
 clip cut to 220,500 samples (5 s), division by the clip's peak, ``librosa.feature.melspectrogram(n_mels=28,

@@ -1,8 +1,8 @@
 """A chapter's lab as notebook cells, ready to insert into ``notebooks/NN_name.ipynb``.
 
-Every exercise becomes a markdown cell with a plain sphinx-exercise ``{exercise}`` block (TOOLCHAIN pitfall 8), a
-code cell for coding exercises -- the function to complete and the call of its check from ``esclib.labs`` -- and a
-markdown cell with the ``{solution}`` block. A coding exercise's solution shows the sample solution's source, taken
+Every exercise becomes a markdown cell with a plain sphinx-exercise ``{exercise}`` block (papermill keeps only
+plain ones intact), a code cell for coding exercises -- the function to complete and the call of its check from
+``esclib.labs`` -- and a markdown cell with the ``{solution}`` block. A coding exercise's solution shows the sample solution's source, taken
 from ``esclib/labs/chNN.py`` at build time (``literalinclude :pyobject:``), so the instructor edition always shows
 the code the tests check; the student edition (``esc book --edition student``) drops every solution block.
 

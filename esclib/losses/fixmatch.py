@@ -1,4 +1,4 @@
-"""The FixMatch loss (Sohn et al. 2020; study 000, ROCLING 2021, eqs. 4-5; PROTOCOLS.md A0 and B3).
+"""The FixMatch loss (Sohn et al. 2020; study 000, ROCLING 2021, eqs. 4-5; book/protocols.md).
 
 For a labelled batch of B clips and an unlabelled batch of μB clips, each seen through a weak view α(u) and a strong
 view A(u):

@@ -9,7 +9,7 @@ Study 003, Sec. V and Table IX (chapter 01):
 
 A frozen base has ``requires_grad = False`` *and* stays in eval mode when the model is put in training mode, so its
 batch-norm running statistics never change and its dropout and SpecAugment are off (the authors' gtzan code only
-sets ``requires_grad``, leaving batch-norm statistics drifting and dropout and SpecAugment on: PROTOCOLS B2). A
+sets ``requires_grad``, leaving batch-norm statistics drifting and dropout and SpecAugment on: book/protocols.md). A
 frozen base therefore maps a clip to one fixed embedding, and mixup for the frozen strategies acts on that
 embedding, the classifier's input.
 

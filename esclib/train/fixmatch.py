@@ -1,5 +1,5 @@
 """FixMatch training for :func:`esclib.train.fit`: paired labelled/unlabelled batches, weak and strong views, and the
-per-epoch diagnostics of chapter 02 (study 000, ROCLING 2021; Sohn et al. 2020; PROTOCOLS.md A0, B3).
+per-epoch diagnostics of chapter 02 (study 000, ROCLING 2021; Sohn et al. 2020; book/protocols.md).
 
 - :class:`PairedLoader` yields ``(labelled batch, unlabelled batch)``: one epoch is one pass over the unlabelled
   clips (μB per batch); the labelled loader (B per batch) is cycled, reshuffled on each pass.

@@ -28,23 +28,33 @@ Layouts (``<root>`` is the dataset folder passed to :func:`generate` and to the 
                    (doi:10.7910/DVN/YDEPUT): parts ESC-US-NN.tar.gz extract to numbered folders 01..25 of 10,000
                    clips named ``ID-Freesound_file_ID-slice_start_time-slice_end_time.ogg`` (its README), with
                    ESC-US.csv beside them; the synthetic pool spreads its clips over 5 folders (study 002 used 01-05)
-    audioset-mini  <root>/audios/balanced_train_segments/Y{YTID}.wav      5 s, 16 kHz, mono, PCM 16-bit
+    audioset-mini  <root>/audios/balanced_train_segments/Y{YTID}.wav      2 s, 16 kHz, mono, PCM 16-bit
                    <root>/metadata/balanced_train_segments.csv  3 '#' lines, then
                                   YTID, start_seconds, end_seconds, "mid,mid,..."
                    <root>/metadata/class_labels_indices.csv     index,mid,display_name (mid = /m/synNN)
-                   multi-label: 1-3 sources per clip labelled with their families and attributes (34 labels).
-                   Deviation from AudioSet: clips last 5 s, not 10 s, so that the quick profile's mini-PANN
-                   pre-training fits in minutes on 2 CPU cores.
+                   multi-label: 1-3 sources of distinct sound types per clip, each labelled with its sound type and
+                   that type's parent (:mod:`.ontology`: 63 sound types covering every ESC-50 and UrbanSound8K class,
+                   under 17 parents). Deviation from AudioSet: the quick world's clips last 2 s, not 10 s, so that
+                   the quick profile's mini-PANN pre-training trains on whole clips (no crop misses a labelled
+                   sound) in minutes on 2 CPU cores (``full`` and ``smoke``: 10 s; ``smoke`` at 32 kHz, as the PANN
+                   authors' resampled AudioSet).
+    dcase2013      <root>/scenes_stereo/{scene}{NN}.wav, <root>/scenes_stereo_testset/{scene}{NN}.wav
+                   30 s, 44.1 kHz, stereo, PCM 16-bit; ten scenes (bus ... tubestation), each a continuous bed with
+                   scene-typical events; the two sets are the loader's two folds; no metadata file.
 
 Each tree also holds ``<root>/.esclib-synth.json`` (dataset, size, seed, generator version, completeness).
 Sizes (:data:`SIZES`): ``quick`` -- ESC-50 10 classes x 40 clips, UrbanSound8K ~60 slices per class, ESC-US 600
-clips, mini-AudioSet 1,500 clips; ``full`` -- ESC-50 50 x 40 (2,000 clips), UrbanSound8K a few thousand slices,
-ESC-US 10,000, mini-AudioSet 20,000; ``tiny`` -- a few dozen files each, for tests.
+clips, mini-AudioSet 3,000 clips of 2 s, DCASE 2013 5 per scene and set; ``full`` -- ESC-50 50 x 40 (2,000 clips),
+UrbanSound8K a few thousand slices, ESC-US 10,000, mini-AudioSet 20,000, DCASE 2013 10 per scene and set (as
+released); ``smoke`` -- the real dataset's classes, folds, sample rates, clip lengths and channels with a clip or two
+per class and fold (the paper profile's smoke runs: ``esc data synth NAME --size smoke``); ``tiny`` -- a few dozen
+files each, for tests. One process at a time writes a world (a lock file beside it); the others wait.
 """
 
 from esclib.data.synth.build import DATASETS, DIFFICULTY, SIZES, WORLD_VERSION, generate, plan
 from esclib.data.synth.classes import CATALOGUE, ESC10, ESC50, US8K
+from esclib.data.synth.ontology import LABELS, coverage
 from esclib.data.synth.scene import render_example
 
-__all__ = ["CATALOGUE", "DATASETS", "DIFFICULTY", "ESC10", "ESC50", "SIZES", "US8K", "WORLD_VERSION", "generate",
-           "plan", "render_example"]
+__all__ = ["CATALOGUE", "DATASETS", "DIFFICULTY", "ESC10", "ESC50", "LABELS", "SIZES", "US8K", "WORLD_VERSION",
+           "coverage", "generate", "plan", "render_example"]

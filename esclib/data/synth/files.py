@@ -1,9 +1,11 @@
 """Writing the synthetic worlds' files: audio (WAV, or Ogg Vorbis as ESC-US) and tables, each atomically (a
 temporary file renamed into place), byte-identical for identical content.
 
-libsndfile gives every Ogg stream a random serial number (drawn from the clock), so two encodings of the same
-samples differ in bytes; :func:`ogg_with_serial` rewrites the serial number (and each page's checksum) to a value
-derived from the file name, which makes the trees reproducible to the byte from their seed.
+libsndfile stamps two things from the clock into its files, so that two encodings of the same samples differ in
+bytes: every Ogg stream's serial number, which :func:`ogg_with_serial` rewrites (with each page's checksum) to a
+value derived from the file name, and the ``PEAK`` chunk of a floating-point WAV (peak values and the time of
+writing), which :func:`without_riff_chunk` removes (it is optional, and readers ignore it). That makes the trees
+reproducible to the byte from their seed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ def ogg_with_serial(data: bytes, serial: int) -> bytes:
     return bytes(out)
 
 
+def without_riff_chunk(data: bytes, chunk_id: bytes) -> bytes:
+    """The RIFF/WAVE file ``data`` without its chunks named ``chunk_id`` (e.g. ``b"PEAK"``), the RIFF size updated."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("not a RIFF/WAVE file: expected b'RIFF' at byte 0 and b'WAVE' at byte 8")
+    out, pos = bytearray(data[:12]), 12
+    while pos + 8 <= len(data):
+        size = struct.unpack_from("<I", data, pos + 4)[0]
+        end = min(pos + 8 + size + (size & 1), len(data))
+        if data[pos : pos + 4] != chunk_id:
+            out += data[pos:end]
+        pos = end
+    struct.pack_into("<I", out, 4, len(out) - 8)
+    return bytes(out)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -53,7 +70,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_audio(path: str | Path, samples: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
     """Write ``samples`` ((n,) or (n, channels), float in [-1, 1]) atomically as the format the suffix names
-    (``.wav`` with ``subtype``, or ``.ogg`` as Vorbis with a serial number derived from the file name)."""
+    (``.wav`` with ``subtype`` and no ``PEAK`` chunk, or ``.ogg`` as Vorbis with a serial number derived from the file
+    name): the same samples give the same bytes."""
     path = Path(path)
     buffer = io.BytesIO()
     if path.suffix == ".ogg":
@@ -61,7 +79,7 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, subtype: str = "
         data = ogg_with_serial(buffer.getvalue(), zlib.crc32(path.name.encode()))
     elif path.suffix == ".wav":
         sf.write(buffer, samples, sr, format="WAV", subtype=subtype)
-        data = buffer.getvalue()
+        data = without_riff_chunk(buffer.getvalue(), b"PEAK")
     else:
         raise ValueError(f"cannot write audio file {path}: expected a .wav or .ogg suffix")
     _atomic_write_bytes(path, data)

@@ -18,7 +18,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from esclib.data.synth.classes import ATTRIBUTES, CATALOGUE, ESC10, FAMILIES, US8K, SoundClass, attributes
+from esclib.data import dcase2013
+from esclib.data.synth.classes import CATALOGUE, ESC10, FAMILIES, US8K, SoundClass
+from esclib.data.synth.ontology import LABELS, SOURCE_TYPES, labels_of
 from esclib.data.synth.files import write_audio
 from esclib.data.synth.scene import Channel, Layer, Scene, render
 
@@ -30,6 +32,7 @@ LAYOUT_FILES: dict[str, tuple[str, ...]] = {
     "escus": ("[0-9][0-9]/*.ogg", "ESC-US.csv", "README.txt"),
     "audioset-mini": ("audios/balanced_train_segments/Y*.wav", "metadata/balanced_train_segments.csv",
                       "metadata/class_labels_indices.csv"),
+    "dcase2013": ("scenes_stereo/*.wav", "scenes_stereo_testset/*.wav"),
 }
 
 
@@ -212,11 +215,13 @@ def plan_us8k(root: Path, seed: int, sources_per_fold: int, max_occurrences: int
 
 
 def _mixture(rng: np.random.Generator, pool: Sequence[SoundClass], d: Difficulty, counts: Sequence[int],
-             weights: Sequence[float]) -> tuple[list[SoundClass], list[dict[str, float]], list[float]]:
-    """1..3 sources of distinct classes drawn from ``pool``, the first at 0 dB, the others 0..14 dB below it."""
+             weights: Sequence[float], below_db: float = 14.0
+             ) -> tuple[list[SoundClass], list[dict[str, float]], list[float]]:
+    """1..3 sources of distinct classes drawn from ``pool``, the first at 0 dB, the others 0..``below_db`` dB
+    below it."""
     k = int(rng.choice(counts, p=weights))
     picks = [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
-    levels = [0.0] + [-float(rng.uniform(0.0, 14.0)) for _ in picks[1:]]
+    levels = [0.0] + [-float(rng.uniform(0.0, below_db)) for _ in picks[1:]]
     return picks, [c.draw_source(rng, d.widen) for c in picks], levels
 
 
@@ -266,8 +271,6 @@ def plan_escus(root: Path, seed: int, n_clips: int, difficulty: Difficulty, n_di
     return Plan(jobs, {"ESC-US.csv": table.to_csv(index=False, lineterminator="\n"), "README.txt": ESCUS_README})
 
 
-#: the mini-AudioSet's label set: its families, then its attributes (``class_labels_indices.csv`` order)
-AUDIOSET_LABELS: tuple[str, ...] = FAMILIES + ATTRIBUTES
 _YTID_CHARS = string.ascii_letters + string.digits + "-_"
 
 
@@ -277,40 +280,79 @@ def audioset_mid(index: int) -> str:
 
 
 def plan_audioset(root: Path, seed: int, n_clips: int, difficulty: Difficulty, sr: int = 16000,
-                  seconds: float = 5.0) -> Plan:
+                  seconds: float = 10.0, sources: tuple[int, ...] = (1, 2, 3),
+                  source_weights: tuple[float, ...] = (0.4, 0.4, 0.2), below_db: float = 6.0) -> Plan:
     """A mini-AudioSet (Gemmeke et al. 2017; study 003's pre-training corpus) in the layout PANN's code reads:
     ``audios/balanced_train_segments/Y{YTID}.wav``, ``metadata/balanced_train_segments.csv`` (three ``#`` lines, then
     ``YTID, start_seconds, end_seconds, positive_labels``) and ``metadata/class_labels_indices.csv``. A clip mixes
-    1..3 sources from the whole catalogue (ranges widened); its labels are the sources' families and attributes
-    (:data:`AUDIOSET_LABELS`). Clips last ``seconds`` (5 s, where AudioSet's last 10 s) at ``sr``."""
+    ``sources`` (drawn with ``source_weights``) of distinct sound types (:data:`.ontology.SOURCE_TYPES`, ranges
+    widened by ``difficulty.widen``), the first at 0 dB, the others up to ``below_db`` below it; its labels are each
+    source's sound type and parent category (:mod:`.ontology`). Clips last ``seconds`` (AudioSet's 10 s by default;
+    the quick world's are shorter, see :data:`.build.SIZES`) at ``sr``."""
     rng = np.random.default_rng([seed, 527])
-    pool = tuple(CATALOGUE.values())
-    index = {label: i for i, label in enumerate(AUDIOSET_LABELS)}
+    index = {label: i for i, label in enumerate(LABELS)}
     jobs, lines, ytids, n_positive = [], [], set(), 0
     while len(ytids) < n_clips:
         ytid = "".join(rng.choice(list(_YTID_CHARS), size=11))
         if ytid in ytids:
             continue
         ytids.add(ytid)
-        picks, sources, levels = _mixture(rng, pool, difficulty, (1, 2, 3), (0.4, 0.4, 0.2))
-        channel = _channel(rng, difficulty)
-        labels = set()
-        for cls, source, level in zip(picks, sources, levels):
-            labels |= {cls.family} | attributes(cls, source) | ({"Faint"} if level < -8.0 else set())
-        if channel.wet > 0.35 and channel.rt60 > 0.6:
-            labels.add("Reverberant")
-        layers = tuple(Layer(c.name, s, lv) for c, s, lv in zip(picks, sources, levels))
+        picks, drawn, levels = _mixture(rng, SOURCE_TYPES, difficulty, sources, source_weights, below_db)
+        labels = {label for cls in picks for label in labels_of(cls)}
+        layers = tuple(Layer(c.name, s, lv) for c, s, lv in zip(picks, drawn, levels))
         scene = Scene(sr, seconds, layers, float(rng.uniform(*difficulty.snr_db)), float(rng.uniform(-6.0, -1.0)),
-                      channel, float(rng.uniform(-12.0, -1.0)), _seed(rng))
+                      _channel(rng, difficulty), float(rng.uniform(-12.0, -1.0)), _seed(rng))
         jobs.append(Job(scene, (Output(str(root / "audios" / "balanced_train_segments" / f"Y{ytid}.wav")),)))
         start = 10.0 * int(rng.integers(0, 30))
         mids = ",".join(audioset_mid(i) for i in sorted(index[label] for label in labels))
         lines.append(f'{ytid}, {start:.3f}, {start + seconds:.3f}, "{mids}"')
         n_positive += len(labels)
     header = ["# Segments csv created by esclib.data.synth (synthetic mini-AudioSet)",
-              f"# num_ytids={n_clips}, num_segs={n_clips}, num_unique_labels={len(AUDIOSET_LABELS)}, "
+              f"# num_ytids={n_clips}, num_segs={n_clips}, num_unique_labels={len(LABELS)}, "
               f"num_positive_labels={n_positive}",
               "# YTID, start_seconds, end_seconds, positive_labels"]
-    indices = ["index,mid,display_name"] + [f'{i},{audioset_mid(i)},"{name}"' for i, name in enumerate(AUDIOSET_LABELS)]
+    indices = ["index,mid,display_name"] + [f'{i},{audioset_mid(i)},"{name}"' for i, name in enumerate(LABELS)]
     return Plan(jobs, {"metadata/balanced_train_segments.csv": "\n".join(header + lines) + "\n",
                        "metadata/class_labels_indices.csv": "\n".join(indices) + "\n"})
+
+
+#: DCASE 2013's ten scenes: the continuous catalogue classes that make each one's bed, and its events
+DCASE2013_SCENES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "bus": (("engine",), ("speech_babble", "beep", "car_horn", "footsteps")),
+    "busystreet": (("engine", "motorcycle"), ("car_horn", "siren", "footsteps", "speech_babble")),
+    "office": (("air_conditioner",), ("keyboard_typing", "mouse_click", "speech_babble", "door_wood_knock")),
+    "openairmarket": (("wind",), ("speech_babble", "children_playing", "street_music", "footsteps", "clapping")),
+    "park": (("wind",), ("chirping_birds", "bird_trill", "children_playing", "dog", "footsteps")),
+    "quietstreet": (("wind", "engine"), ("footsteps", "chirping_birds", "car_horn", "door_wood_knock")),
+    "restaurant": (("air_conditioner",), ("speech_babble", "laughing", "can_opening", "glass_breaking")),
+    "supermarket": (("air_conditioner",), ("beep", "speech_babble", "footsteps", "crying_baby")),
+    "tube": (("train",), ("speech_babble", "beep", "door_wood_creaks")),
+    "tubestation": (("train", "air_conditioner"), ("footsteps", "speech_babble", "beep", "whistle")),
+}
+
+
+def plan_dcase2013(root: Path, seed: int, clips_per_scene: int, difficulty: Difficulty, seconds: float = 30.0,
+                   events: tuple[int, int] = (4, 8)) -> Plan:
+    """DCASE 2013 scene classification (Stowell et al. 2015; study 004): ``scenes_stereo/<scene><NN>.wav`` and
+    ``scenes_stereo_testset/<scene><NN>.wav``, ``clips_per_scene`` recordings of each of the ten scenes per set
+    (30 s, 44.1 kHz, 16-bit stereo, as released; the real sets hold 10 each; no metadata file). A recording is the
+    scene's bed (one of its continuous classes, :data:`DCASE2013_SCENES`) with ``events`` event layers of its
+    event classes, each within a window of a few seconds, 2-12 dB below the bed."""
+    rng = np.random.default_rng([seed, 2013])
+    jobs = []
+    for folder, _, _ in dcase2013.SETS:
+        for scene_name, (beds, event_classes) in DCASE2013_SCENES.items():
+            for number in sorted(_unique_ints(rng, clips_per_scene, 1, 100)):
+                bed = CATALOGUE[beds[int(rng.integers(len(beds)))]]
+                layers = [Layer(bed.name, bed.draw_source(rng, difficulty.widen))]
+                for _ in range(int(rng.integers(events[0], events[1] + 1))):
+                    cls = CATALOGUE[event_classes[int(rng.integers(len(event_classes)))]]
+                    start = float(rng.uniform(0.0, max(seconds - 3.0, 0.0)))
+                    span = (start, min(seconds, start + float(rng.uniform(3.0, 10.0))))
+                    layers.append(Layer(cls.name, cls.draw_source(rng, difficulty.widen), -float(rng.uniform(2, 12)),
+                                        span))
+                scene = Scene(44100, seconds, tuple(layers), float(rng.uniform(*difficulty.snr_db)),
+                              float(rng.uniform(-6.0, -2.0)), _channel(rng, difficulty), float(rng.uniform(-9.0, -1.0)),
+                              _seed(rng), channels=2)
+                jobs.append(Job(scene, (Output(str(root / folder / f"{scene_name}{number:02d}.wav")),)))
+    return Plan(jobs, {})

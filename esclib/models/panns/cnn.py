@@ -45,10 +45,12 @@ CNN14_LAYOUT = CnnLayout((64, 128, 256, 512, 1024, 2048), 3, 2, 2048, pools=((2,
 
 
 class CnnPann(PannModel):
-    """A PANN made of :class:`~esclib.models.panns.blocks.ConvBlock` s (``conv_block1..N``), dropout 0.2 after
-    each; subclasses set ``layout``."""
+    """A PANN made of :class:`~esclib.models.panns.blocks.ConvBlock` s (``conv_block1..N``), dropout
+    ``block_dropout`` (the authors' 0.2) after each; subclasses set ``layout``."""
 
     layout: ClassVar[CnnLayout]
+    #: dropout after each block during training (0.2 in every released architecture)
+    block_dropout: ClassVar[float] = 0.2
 
     def __init__(self, *, classes_num: int = 527, frontend: FrontendConfig | None = None,
                  spec_augment: bool = True) -> None:
@@ -62,9 +64,9 @@ class CnnPann(PannModel):
         self.apply(init_pann_weights)
 
     def run_blocks(self, x: torch.Tensor, first: int = 1) -> torch.Tensor:
-        """Blocks ``first..N``, each followed by dropout 0.2."""
+        """Blocks ``first..N``, each followed by dropout ``block_dropout``."""
         for i in range(first, self.num_blocks + 1):
-            x = F.dropout(getattr(self, f"conv_block{i}")(x), p=0.2, training=self.training)
+            x = F.dropout(getattr(self, f"conv_block{i}")(x), p=self.block_dropout, training=self.training)
         return x
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +102,13 @@ class CnnMini16k(CnnPann):
     embedding 128, on the 16 kHz frontend of ``Cnn14_16k``.
 
     Same key names as CNN10/CNN14, so its checkpoints load through :func:`esclib.models.panns.load_pann` exactly
-    like the released ones; ``classes_num`` is the number of classes of the corpus it is pretrained on.
+    like the released ones; ``classes_num`` is the number of classes of the corpus it is pretrained on. Lighter
+    dropout than the authors' (none after the blocks, 0.2 before ``fc1``, where they use 0.2 and 0.5): so few
+    channels, trained for a few hundred steps, learn markedly slower under theirs (``benchmarks/
+    bench_pann_pretrain.py --authors-dropout``).
     """
 
     default_frontend = FRONTEND_16K
     layout = CnnLayout((16, 32, 64, 128), 3, 2, 128)
+    block_dropout = 0.0
+    pre_fc_dropout = 0.2

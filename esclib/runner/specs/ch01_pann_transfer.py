@@ -1,6 +1,6 @@
 """Parameters of chapter 01, transfer from pretrained audio neural networks (notebooks/01_pann_transfer.ipynb).
 
-``paper``: the protocol behind study 003's Table IX (Kong et al. 2020, Sec. V; PROTOCOLS B2 and E): ESC-50's 5
+``paper``: the protocol behind study 003's Table IX (Kong et al. 2020, Sec. V; book/protocols.md): ESC-50's 5
 official folds, each tested after training on the other 4 (``selection="last"``: no validation fold, the last step
 kept), the released CNN14 (32 kHz) on whole 5-s clips, the authors' fixed-iteration recipe (their gtzan code: 10,000
 iterations of 32 mixed clips, evaluated every 200; Adam 1e-4 with amsgrad, mixup α = 1, SpecAugment). ``quick``: the

@@ -1,6 +1,6 @@
 """Parameters of chapter 02, FixMatch on a pretrained PANN (notebooks/02_fixmatch.ipynb).
 
-``paper``: study 000's protocol (ROCLING 2021; PROTOCOLS A0 and E): UrbanSound8K's 10 official folds, 10 % of the
+``paper``: study 000's protocol (ROCLING 2021; book/protocols.md): UrbanSound8K's 10 official folds, 10 % of the
 training folds labelled (class-balanced), the released ``Cnn14_16k``, μ = 7, τ = 0.95, λ_u = 1, Adam 5e-4, batch 32,
 mixup on the labelled batch, cosine annealing over 35 epochs, SpecAugment views of Table 1, whole 4-s clips; the
 ablations of Tables 2-4 at 1 % labels. ``quick``: the synthetic UrbanSound8K with the mini PANN pre-trained on the

@@ -1,6 +1,6 @@
 """Parameters of chapter 03, convolutional-autoencoder pre-training (notebooks/03_cae.ipynb).
 
-``paper``: study 002's protocol (Jensen & Pethick, DTU; PROTOCOLS A2 and E): CAE pre-training on 50,000 ESC-US
+``paper``: study 002's protocol (Jensen & Pethick, DTU; book/protocols.md): CAE pre-training on 50,000 ESC-US
 clips (its folders 01-05), fine-tuning on ESC-50, the 1x28x36 log-mel, ``(64)5c-2p-(64)3c-2p-(64)3c-2p``, Adam 1e-3,
 early stopping with patience 5 (at most 50 pre-training and 150 fine-tuning epochs), batch sizes 16 / 32 / 64;
 reported on the study's random split (seed 1337, 1,280 / 320 / 400, made as its code made it) and on the 5
