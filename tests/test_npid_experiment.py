@@ -167,6 +167,14 @@ def test_the_leak_free_pretraining_trains_on_the_pool_and_votes_with_the_labelle
     assert set(phase1) == {"a"}
 
 
+def test_the_random_network_s_knn_is_epoch_zero_and_npid_s_the_last_epoch():
+    before = [{"epoch": 0, "knn_k5": 0.3, "knn_k20": 0.35}]
+    last = {"epoch": 6, "knn_k5": 0.5, "knn_k20": 0.45, "loss": 4.0}
+    assert npid.knn_metrics(before, last) == {"knn_k5_random": 0.3, "knn_k20_random": 0.35, "knn_k5": 0.5,
+                                              "knn_k20": 0.45}
+    assert npid.knn_metrics([], last) == {}  # no test fold (the study's pool): no kNN
+
+
 def test_the_npid_arm_starts_from_its_pretraining_run_and_scratch_does_not(world):
     tones, pretraining, experiment = world
     recipe = npid.FinetuneRecipe(**TINY)

@@ -251,15 +251,23 @@ class NPIDPretraining(_Datasets):
                                    "instance_recall": instance_recall(model, whole, self.device),
                                    **neighbour_agreement(model.network, whole, train, self.device),
                                    **{f"{k}_random": v for k, v in random_neighbours.items()}}
-        for row in before:
-            metrics.update({f"{k}_random": v for k, v in row.items() if k.startswith("knn_")})
-            metrics.update({k: last[k] for k in row if k.startswith("knn_")})
-        return metrics
+        return {**metrics, **knn_metrics(before, last)}
 
     def pretrained(self, arm: str, recipe: PretrainRecipe, split: Split) -> tuple[dict, str]:
         """The result of the pre-training run (trained now, or reused) and the path of its network's weights."""
         result = self.run(arm, recipe, split)
         return result, str(self.artifact(result, "network.pt"))
+
+
+def knn_metrics(before: Sequence[Mapping[str, float]], last: Mapping[str, float]) -> dict[str, float]:
+    """A pre-training run's kNN metrics: each ``knn_k<K>`` of the last epoch, and as ``knn_k<K>_random`` the same
+    accuracy before the first epoch (``before``: :func:`esclib.train.npid.npid_training`'s epoch-0 row, the
+    network's random initialisation; none without a test fold)."""
+    metrics: dict[str, float] = {}
+    for row in before:
+        metrics.update({f"{k}_random": v for k, v in row.items() if k.startswith("knn_")})
+        metrics.update({k: last[k] for k in row if k.startswith("knn_")})
+    return metrics
 
 
 def instance_recall(model: NPIDModel, loader, device: str | torch.device = "cpu") -> float:
