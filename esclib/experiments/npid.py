@@ -41,8 +41,9 @@ from esclib.models.backbones import imagenet_weights_path
 from esclib.models.esresnet import imagenet_status
 from esclib.results.summary import Results
 from esclib.train.loop import evaluate
-from esclib.train.npid import (FineTuneRecipe as LibFineTuneRecipe, NPIDModel, NPIDRecipe, ThreeBandInput, embed,
-                               finetune_network, finetune_training, npid_model, npid_training)
+from esclib.train.npid import (FineTuneRecipe as LibFineTuneRecipe, NPIDModel, NPIDRecipe, ThreeBandInput,
+                               check_noise_clips, embed, finetune_network, finetune_training, npid_model,
+                               npid_training)
 
 EXPERIMENT = "npid"
 PRETRAIN_EXPERIMENT = "npid_pretrain"
@@ -238,6 +239,7 @@ class NPIDPretraining(_Datasets):
         train = split.train
         assert_trainable(train)
         npid = recipe.npid(train.clip_seconds)
+        check_noise_clips(train, npid)
         model = npid_model(npid, len(train))
         loader, kwargs, before = npid_training(model, train, npid, test=split.parts.get("test"),
                                                reference=split.parts.get("reference"), device=self.device,
