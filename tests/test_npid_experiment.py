@@ -163,6 +163,9 @@ def test_the_leak_free_pretraining_trains_on_the_pool_and_votes_with_the_labelle
     assert result["metrics"]["n_train"] == len(a) + len(b) - 4 and 0 <= result["metrics"]["knn_k3"] <= 1
     assert result["setting"] == {"dataset": "a", "fold": 1, "pool": "leak-free"}
     assert set(result["identity"]["inputs"]["datasets"]) == {"a", "b"}
+    # K above the 12 labelled clips that vote is cut to them, and named so
+    many = pretraining.run("npid", recipe.replace(knn_ks=(3, 200)), pretraining.split("npid", "a", 1))["metrics"]
+    assert {"knn_k3", "knn_k12", "knn_k12_random"} <= set(many) and "knn_k200" not in many
     phase1 = pretraining.open("npid", recipe, pretraining.split("npid", "a", 1)).identity["inputs"]["datasets"]
     assert set(phase1) == {"a"}
 

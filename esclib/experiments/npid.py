@@ -24,6 +24,7 @@ and :class:`~esclib.train.npid.FineTuneRecipe`. Figures: :mod:`esclib.experiment
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
@@ -238,7 +239,10 @@ class NPIDPretraining(_Datasets):
     def train(self, ctx: RunContext, arm: str, recipe: PretrainRecipe, split: Split) -> dict[str, Any]:
         train = split.train
         assert_trainable(train)
-        npid = recipe.npid(train.clip_seconds)
+        reference = split.parts.get("reference", train)
+        # K never above the clips that vote (DCASE 2013's 50 training clips, NPID's K = 200): knn_k<clips> instead
+        npid = dataclasses.replace(recipe.npid(train.clip_seconds),
+                                   knn_ks=tuple(sorted({min(k, len(reference)) for k in recipe.knn_ks})))
         check_noise_clips(train, npid)
         model = npid_model(npid, len(train))
         loader, kwargs, before = npid_training(model, train, npid, test=split.parts.get("test"),
