@@ -61,7 +61,8 @@ SPEC = ChapterSpec(
     recipes=("esclib.experiments.npid:PretrainRecipe", "esclib.experiments.npid:FinetuneRecipe"),
     checks=(folds_in_every_dataset,),
     # smoke: one dataset and fold; its smoke world holds 40 training clips, fewer than the study's 64 noise clips
-    smoke={"datasets": "esc10", "folds": "1", "selections": "", "nce_k": 16},
+    # and its batch of 64
+    smoke={"datasets": "esc10", "folds": "1", "selections": "", "nce_k": 16, "npid_batch_size": 16},
     params={
         "esc10_root": data_root_param("ESC-10 (ESC-50's folder: ESC-10 is its subset)"),
         "esc50_root": data_root_param("ESC-50"),
