@@ -163,8 +163,19 @@ def test_the_leak_free_pretraining_trains_on_the_pool_and_votes_with_the_labelle
     assert result["metrics"]["n_train"] == len(a) + len(b) - 4 and 0 <= result["metrics"]["knn_k3"] <= 1
     assert result["setting"] == {"dataset": "a", "fold": 1, "pool": "leak-free"}
     assert set(result["identity"]["inputs"]["datasets"]) == {"a", "b"}
+    # K above the 12 labelled clips that vote is cut to them, and named so
+    many = pretraining.run("npid", recipe.replace(knn_ks=(3, 200)), pretraining.split("npid", "a", 1))["metrics"]
+    assert {"knn_k3", "knn_k12", "knn_k12_random"} <= set(many) and "knn_k200" not in many
     phase1 = pretraining.open("npid", recipe, pretraining.split("npid", "a", 1)).identity["inputs"]["datasets"]
     assert set(phase1) == {"a"}
+
+
+def test_the_random_network_s_knn_is_epoch_zero_and_npid_s_the_last_epoch():
+    before = [{"epoch": 0, "knn_k5": 0.3, "knn_k20": 0.35}]
+    last = {"epoch": 6, "knn_k5": 0.5, "knn_k20": 0.45, "loss": 4.0}
+    assert npid.knn_metrics(before, last) == {"knn_k5_random": 0.3, "knn_k20_random": 0.35, "knn_k5": 0.5,
+                                              "knn_k20": 0.45}
+    assert npid.knn_metrics([], last) == {}  # no test fold (the study's pool): no kNN
 
 
 def test_the_npid_arm_starts_from_its_pretraining_run_and_scratch_does_not(world):
@@ -190,6 +201,14 @@ def test_a_changed_pretraining_recipe_changes_the_npid_arm_and_not_the_pretraini
     assert experiment.open("npid", other, split).id != first
     assert experiment.run_inputs("npid", other, split)["pretraining"] != \
         experiment.run_inputs("npid", recipe, split)["pretraining"]
+    # the baselines read no NPID field: a new pre-training recipe leaves them, a new fine-tuning recipe does not
+    assert experiment.open("scratch", other, split).id == experiment.open("scratch", recipe, split).id
+    assert experiment.open("scratch", recipe.replace(finetune_lr=2e-3), split).id != \
+        experiment.open("scratch", recipe, split).id
+    assert experiment.open("scratch", recipe.replace(n_fft=128), split).id != experiment.open("scratch", recipe, split).id
+    assert npid.NPID_ONLY_FIELDS == {"npid_epochs", "npid_batch_size", "npid_crop_seconds", "low_dim", "nce_k",
+                                     "temperature", "memory_momentum", "npid_lr", "npid_weight_decay", "knn_ks",
+                                     "knn_temperature"}
 
 
 @pytest.mark.parametrize("selection", ["validation-fold", "last"])
@@ -281,3 +300,27 @@ def test_knn_tables_and_numbers_from_stored_runs():
     curves = npid.knn_curves(runs)
     assert curves.groupby("epoch")["kNN accuracy"].mean().round(4).to_dict() == {0: 0.3, 1: 0.4333, 2: 0.4333}
     assert npid.knn_table(runs)["NPID − random"].round(3).tolist() == [0.2, 0.1, 0.1]
+
+
+def test_fine_tuning_tables_pair_the_arms_fold_by_fold():
+    def run(arm, fold, accs):
+        return {"experiment": "npid", "arm": arm, "identity": {},
+                "setting": {"dataset": "d", "fold": fold, "selection": "last"},
+                "metrics": {"accuracy": accs[-1], "accuracy_last": accs[-1], "accuracy_peak": max(accs),
+                            "selected_epoch": len(accs), "n_train": 8, "n_select": 0},
+                "curves": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(accs)]}
+
+    runs = Results([run("scratch", 1, [0.1, 0.2]), run("npid", 1, [0.3, 0.3]), run("scratch", 2, [0.2, 0.4]),
+                    run("npid", 2, [0.2, 0.5]), run("scratch", 3, [0.1, 0.1]), run("npid", 3, [0.4, 0.2])])
+    early = npid.early_epochs(runs, "scratch", "npid", epochs=2).set_index("epoch")
+    assert early.loc[1, "mean"] == pytest.approx((0.2 + 0.0 + 0.3) / 3)
+    assert early.loc[2, "mean"] == pytest.approx((0.1 + 0.1 + 0.1) / 3)
+    assert not early.loc[2, "inside the noise"] and early.loc[1, "inside the noise"] == (early.loc[1, "low"] <= 0)
+    row = npid.paired_rows(runs, [("scratch", "npid")]).iloc[0]
+    assert row["mean difference"] == pytest.approx(0.1) and row["per fold"] == "+0.100 +0.100 +0.100"
+    numbers = npid.difference_numbers("d", runs, "scratch", "npid")
+    assert numbers["d"] == pytest.approx(0.1) and numbers["d_higher"] == "3 of 3"
+    assert numbers["d_verdict"] == "clearly above zero"
+    table = npid.selection_table(runs).set_index("arm")
+    assert table.loc["npid", "accuracy (best test epoch)"] == pytest.approx(round((0.3 + 0.5 + 0.4) / 3, 3))
+    assert npid.difference_numbers("d", runs, "scratch", "imagenet")["d_verdict"].startswith("not run")

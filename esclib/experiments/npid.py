@@ -24,6 +24,7 @@ and :class:`~esclib.train.npid.FineTuneRecipe`. Figures: :mod:`esclib.experiment
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
@@ -41,8 +42,9 @@ from esclib.models.backbones import imagenet_weights_path
 from esclib.models.esresnet import imagenet_status
 from esclib.results.summary import Results
 from esclib.train.loop import evaluate
-from esclib.train.npid import (FineTuneRecipe as LibFineTuneRecipe, NPIDModel, NPIDRecipe, ThreeBandInput, embed,
-                               finetune_network, finetune_training, npid_model, npid_training)
+from esclib.train.npid import (FineTuneRecipe as LibFineTuneRecipe, NPIDModel, NPIDRecipe, ThreeBandInput,
+                               check_noise_clips, embed, finetune_network, finetune_training, npid_model,
+                               npid_training)
 
 EXPERIMENT = "npid"
 PRETRAIN_EXPERIMENT = "npid_pretrain"
@@ -141,6 +143,11 @@ class FinetuneRecipe(PretrainRecipe):
                                  cold_epochs=self.cold_epochs, warm_epochs=self.warm_epochs)
 
 
+#: the recipe fields only NPID pre-training reads
+NPID_ONLY_FIELDS: frozenset[str] = frozenset(f.name for f in fields(PretrainRecipe)) - {f.name for f in
+                                                                                       fields(InputRecipe)}
+
+
 def _crop(seconds: float | None, clip_seconds: float) -> float | None:
     """A training crop no longer than the clips (a 4-s UrbanSound8K clip with a 5-s crop: whole clips)."""
     return None if seconds is None or seconds >= clip_seconds else seconds
@@ -232,7 +239,11 @@ class NPIDPretraining(_Datasets):
     def train(self, ctx: RunContext, arm: str, recipe: PretrainRecipe, split: Split) -> dict[str, Any]:
         train = split.train
         assert_trainable(train)
-        npid = recipe.npid(train.clip_seconds)
+        reference = split.parts.get("reference", train)
+        # K never above the clips that vote (DCASE 2013's 50 training clips, NPID's K = 200): knn_k<clips> instead
+        npid = dataclasses.replace(recipe.npid(train.clip_seconds),
+                                   knn_ks=tuple(sorted({min(k, len(reference)) for k in recipe.knn_ks})))
+        check_noise_clips(train, npid)
         model = npid_model(npid, len(train))
         loader, kwargs, before = npid_training(model, train, npid, test=split.parts.get("test"),
                                                reference=split.parts.get("reference"), device=self.device,
@@ -246,15 +257,23 @@ class NPIDPretraining(_Datasets):
                                    "instance_recall": instance_recall(model, whole, self.device),
                                    **neighbour_agreement(model.network, whole, train, self.device),
                                    **{f"{k}_random": v for k, v in random_neighbours.items()}}
-        for row in before:
-            metrics.update({f"{k}_random": v for k, v in row.items() if k.startswith("knn_")})
-            metrics.update({k: last[k] for k in row if k.startswith("knn_")})
-        return metrics
+        return {**metrics, **knn_metrics(before, last)}
 
     def pretrained(self, arm: str, recipe: PretrainRecipe, split: Split) -> tuple[dict, str]:
         """The result of the pre-training run (trained now, or reused) and the path of its network's weights."""
         result = self.run(arm, recipe, split)
         return result, str(self.artifact(result, "network.pt"))
+
+
+def knn_metrics(before: Sequence[Mapping[str, float]], last: Mapping[str, float]) -> dict[str, float]:
+    """A pre-training run's kNN metrics: each ``knn_k<K>`` of the last epoch, and as ``knn_k<K>_random`` the same
+    accuracy before the first epoch (``before``: :func:`esclib.train.npid.npid_training`'s epoch-0 row, the
+    network's random initialisation; none without a test fold)."""
+    metrics: dict[str, float] = {}
+    for row in before:
+        metrics.update({f"{k}_random": v for k, v in row.items() if k.startswith("knn_")})
+        metrics.update({k: last[k] for k in row if k.startswith("knn_")})
+    return metrics
 
 
 def instance_recall(model: NPIDModel, loader, device: str | torch.device = "cpu") -> float:
@@ -318,6 +337,15 @@ class NPIDExperiment(_Datasets):
 
     def setting(self, arm: str, recipe: FinetuneRecipe, split: Split) -> dict[str, Any]:
         return {"dataset": split.test.name, "fold": split.fold, "selection": recipe.selection}
+
+    def identity(self, arm: str, recipe: FinetuneRecipe, split: Split, setting: Mapping[str, Any]) -> dict[str, Any]:
+        """The base's identity, except that an arm which starts from no NPID run (ImageNet, scratch) leaves the
+        NPID pre-training fields out of its recipe: they cannot change it (a pre-trained arm has them through
+        its pre-training run's id), so a new pre-training recipe does not re-run the baselines."""
+        identity = super().identity(arm, recipe, split, setting)
+        if ARM_INIT[arm] != "npid":
+            identity["recipe"] = {k: v for k, v in identity["recipe"].items() if k not in NPID_ONLY_FIELDS}
+        return identity
 
     def split_of(self, dataset: str, fold: int, selection: str) -> Split:
         """Official fold ``fold`` of ``dataset`` as test, the next fold as validation, the rest to train on; then

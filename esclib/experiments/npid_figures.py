@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 #: colours of the fine-tuning arms, the same in every figure
 ARM_COLOURS = {"npid": "#dd8452", "npid-pooled": "#c44e52", "npid-leak-free": "#8172b3", "imagenet": "#55a868",
@@ -64,6 +65,7 @@ def plot_knn_curves(curves: pd.DataFrame) -> Figure:
                      legend=ax is axes[0, 0])
         ax.axhline(part[part["epoch"] == 0]["kNN accuracy"].mean(), ls="--", color="grey", label="random weights")
         ax.set(title=f"weighted kNN, K = {k}", xlabel="NPID epoch (0 = random weights)", ylabel="test accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(loc="lower right", fontsize="small")
     return fig
 
@@ -80,6 +82,7 @@ def plot_finetune_curves(curves: pd.DataFrame) -> Figure:
         sns.lineplot(part, x="epoch", y="test accuracy", hue="arm", palette=ARM_COLOURS, errorbar="sd", marker="o",
                      ax=ax, legend=ax is axes[0, -1])
         ax.set(title=f"{dataset}: fine-tuning all layers", xlabel="fine-tuning epoch", ylabel="test accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), title="initialisation")
     return fig
 
