@@ -2,9 +2,10 @@
 
 For each page of ``_build/html/book/chapters/`` (or another built edition) it counts what a reader should see --
 figures that loaded (``naturalWidth > 0``), tables, typeset math (MathJax's ``mjx-container``; any "Math input
-error" is a failure), audio players whose clip decoded (a finite ``duration``), rendered Jupyter widgets, exercises and
-solutions -- collects the console errors and failed requests, and saves a screenshot of the top of the page. A page
-fails when an image did not load, math did not typeset, an audio clip did not decode, or the page logged an error.
+error" is a failure), audio players whose clip decoded (a finite ``duration``, after asking players made with
+``preload="none"`` to load), rendered Jupyter widgets, exercises and solutions -- collects the console errors and
+failed requests, and saves a screenshot of the top of the page. A page fails when an image did not load, math did
+not typeset, an audio clip did not decode, or the page logged an error.
 
 Needs Chromium and Playwright (``pip install -e '.[browser]'``; Debian's ``chromium`` package, or
 ``--chromium PATH``)::
@@ -25,6 +26,10 @@ import pandas as pd
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--autoplay-policy=no-user-gesture-required")
+
+_LOAD_AUDIO = """() => document.querySelectorAll('main audio').forEach(a => {
+  if (a.preload === 'none') { a.preload = 'metadata'; a.load(); }
+})"""
 
 _COUNT = """() => {
   const images = [...document.querySelectorAll('main img')];
@@ -73,6 +78,8 @@ def check_pages(html: str | Path, *, student: bool = False, chromium: str = "/us
             page.on("requestfailed", lambda r, errors=errors: errors.append(f"failed request {r.url[:120]}"))
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             page.wait_for_timeout(settle_ms)  # MathJax and the widget manager typeset after load
+            page.evaluate(_LOAD_AUDIO)  # players made with preload="none" decode only when asked
+            page.wait_for_timeout(settle_ms)
             counts = page.evaluate(_COUNT)
             if screenshots is not None:
                 Path(screenshots).mkdir(parents=True, exist_ok=True)
