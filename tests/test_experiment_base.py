@@ -86,6 +86,13 @@ def test_a_run_is_reused_only_for_its_exact_identity(tmp_path, monkeypatch):
     assert len(toy.trained) == 5
     assert _toy(tmp_path, seed=1).run("a", recipe, toy.split(1))["id"] != first["id"]
     assert _toy(tmp_path, profile="paper").run("a", recipe, toy.split(1))["id"] != first["id"]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)  # another thread count sums in another order on the CPU: another run
+        assert toy.run("a", recipe, toy.split(1))["id"] != first["id"]
+    finally:
+        torch.set_num_threads(threads)
+    assert toy.run("a", recipe, toy.split(1))["id"] == first["id"]
 
 
 def test_the_split_is_on_record(tmp_path, monkeypatch):

@@ -222,7 +222,10 @@ class Experiment:
     def identity(self, arm: str, recipe: Recipe, split: Split, setting: Mapping[str, Any]) -> dict[str, Any]:
         """Everything a run's result depends on (see the module docstring)."""
         return {"experiment": self.name, "version": self.version, "arm": arm, "profile": self.profile,
-                "seed": self.seed, "device": self.device.type, "recipe": recipe.identity(),
+                "seed": self.seed, "device": self.device.type,
+                # CPU training sums in another order with another thread count: not the same numbers
+                **({"cpu_threads": torch.get_num_threads()} if self.device.type == "cpu" else {}),
+                "recipe": recipe.identity(),
                 "inputs": {**self.input_identity, **canonical(self.run_inputs(arm, recipe, split))},
                 "split": split.record.digest, "setting": canonical(dict(setting))}
 
