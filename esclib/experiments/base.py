@@ -28,7 +28,7 @@ import dataclasses
 import random
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from esclib.digest import canonical, file_digest, seed_from
 from esclib.results.store import ResultsStore, Run
 from esclib.results.summary import Results
 from esclib.train.loop import History, fit
+
+
+R = TypeVar("R", bound="Recipe")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class Recipe:
     def replace(self, **changes: Any):
         """A copy with ``changes`` (a variant of the recipe, e.g. for an ablation)."""
         return dataclasses.replace(self, **changes)
+
+    def part(self, recipe: type["R"]) -> "R":
+        """The recipe ``recipe`` made of this recipe's fields of the same names (the pre-training recipe a
+        fine-tuning recipe holds, so that both read one set of chapter parameters)."""
+        return recipe(**{f.name: getattr(self, f.name) for f in fields(recipe)})
 
 
 def recipe_class(path: str) -> type[Recipe]:

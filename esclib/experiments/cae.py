@@ -179,7 +179,7 @@ class FinetuneRecipe(PretrainRecipe):
     @property
     def pretraining(self) -> PretrainRecipe:
         """The recipe of the autoencoder this classifier's encoder comes from."""
-        return PretrainRecipe(**{f: getattr(self, f) for f in PretrainRecipe.__dataclass_fields__})
+        return self.part(PretrainRecipe)
 
 
 class CAEPretraining(Experiment):

@@ -132,7 +132,7 @@ class FinetuneRecipe(PretrainRecipe):
     @property
     def pretraining(self) -> PretrainRecipe:
         """The recipe of the NPID network this fine-tuning starts from (its pre-training fields)."""
-        return PretrainRecipe(**{field.name: getattr(self, field.name) for field in fields(PretrainRecipe)})
+        return self.part(PretrainRecipe)
 
     def finetune(self, clip_seconds: float) -> LibFineTuneRecipe:
         """The library's :class:`~esclib.train.npid.FineTuneRecipe` of this recipe for clips of ``clip_seconds``."""

@@ -197,7 +197,7 @@ class EvalRecipe(PretrainRecipe):
     @property
     def pretraining(self) -> PretrainRecipe:
         """The recipe of the pre-training this evaluation reads."""
-        return PretrainRecipe(**{f.name: getattr(self, f.name) for f in fields(PretrainRecipe)})
+        return self.part(PretrainRecipe)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
