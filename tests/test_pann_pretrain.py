@@ -156,8 +156,10 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_weights(tmp_pat
 
 def test_pretraining_raises_the_held_out_map_of_a_small_corpus(tmp_path):
     clips = load_audioset(_corpus(tmp_path / "corpus", n_clips=72, seconds=1.0))
+    # without SpecAugment the annealed run ends at mAP 1.0 for seeds 0-2 under 1 and 2 torch threads; with it, the
+    # last epoch wanders between 0.89 and 0.91 with the thread count (CI failed on that)
     config = replace(TINY, epochs=8, steps_per_epoch=10, batch_size=8, lr=2e-3, cosine=True, mixup_alpha=0.0,
-                     holdout_fraction=1 / 3)
+                     holdout_fraction=1 / 3, spec_augment=False)
     train, held = train_holdout_split(clips, config.holdout_fraction, config.seed)
     torch.manual_seed(config.seed)
     untrained = build_pann(config.arch, classes_num=clips.num_classes, spec_augment=config.spec_augment)
@@ -165,7 +167,7 @@ def test_pretraining_raises_the_held_out_map_of_a_small_corpus(tmp_path):
     report = pretrain(clips, config, tmp_path / "m.pth", progress=False)
     curve = [epoch["val_mAP"] for epoch in report["history"]]
     assert len(curve) == config.epochs and report["held_out_metrics"]["mAP"] == curve[-1]
-    assert curve[-1] >= 0.88 and curve[-1] > before + 0.05, (before, curve)
+    assert curve[-1] >= 0.97 and curve[-1] > before + 0.1, (before, curve)
     again = tagging_metrics(*tagging_scores(load_pann(tmp_path / "m.pth"), held, progress=False))["mAP"]
     assert again == pytest.approx(curve[-1], abs=1e-6), "the report's mAP is the saved model's"
 
