@@ -3,6 +3,7 @@ download button, down to a real build of a tiny book."""
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -94,8 +95,8 @@ def _tiny_book(root: Path) -> None:
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/chapters/lab\n"
                                    "- file: book/bibliography\n")
-    for name in ("references.bib", "bibliography.md", "_static/custom.css"):
-        (root / "book" / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    for name in ("references.bib", "bibliography.md"):
         shutil.copy(REPO / "book" / name, root / "book" / name)
     # the lab's solution is included from esclib/labs/ch02.py under the book's root; the whole package is copied so
     # that the kernel (working directory: the root) imports one complete esclib, never a partial namespace package
@@ -110,6 +111,7 @@ def _tiny_book(root: Path) -> None:
         nbformat.v4.new_markdown_cell("# Lab chapter\n\nThe glued value is {glue:text}`answer:.3f`."),
         nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell('from myst_nb import glue\nglue("answer", 0.4213, display=False)'),
+        nbformat.v4.new_code_cell('import ipywidgets\nipywidgets.IntSlider(description="a widget")'),
         *cells("02_fixmatch")])
     nb.metadata.update(kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
                        language_info={"name": "python"})
@@ -146,6 +148,27 @@ def test_student_edition_has_no_solution_and_instructor_edition_has_all(tmp_path
         assert "_sources/book/chapters/lab.ipynb" in pages[chapter]  # the download button's notebook
         assert "colab" not in pages[chapter].lower() and "mybinder" not in pages[chapter].lower()
     assert teacher_pages[chapter].count('class="solution') >= 4
+    scripts = re.findall(r"<script\b[^>]*>.*?</script>", teacher_pages[chapter], flags=re.DOTALL)
+    repeated = {tag[:80] for tag in scripts if scripts.count(tag) > 1}
+    assert not repeated, f"scripts repeated on the page (esclib.runner.sphinx_page): {repeated}"
+    widget_js = [name for tag in scripts for name in ("require.js", "widgets-offline.js", "embed-amd.js") if name in tag]
+    assert widget_js == ["require.js", "widgets-offline.js", "embed-amd.js"], widget_js  # the saved slider's loaders
+    assert 'data-default-mode="light"' in teacher_pages[chapter]
     downloaded = json.loads(student_pages["_sources/book/chapters/lab.ipynb"])
     assert any(o.get("output_type") for c in downloaded["cells"] for o in c.get("outputs", []))  # executed
     assert not any("{solution}" in "".join(c["source"]) for c in downloaded["cells"])
+
+
+def test_repeated_scripts_are_dropped_once_each_in_order():
+    from sphinx.builders.html._assets import _JavaScript
+
+    from esclib.runner.sphinx_page import drop_repeated_scripts
+
+    thebe = {"body": "const THEBE_JS_URL = 1"}
+    scripts = [_JavaScript("a.js"), _JavaScript(None, **thebe), _JavaScript("b.js", defer="defer"),
+               _JavaScript("", **thebe), _JavaScript("a.js"), _JavaScript("b.js")]
+    context = {"script_files": scripts}
+    drop_repeated_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] is scripts  # changed in place: Sphinx renders the list it holds
+    assert [(s.filename, s.attributes) for s in scripts] == [
+        ("a.js", {}), (None, thebe), ("b.js", {"defer": "defer"}), ("b.js", {})]  # other attributes: kept
