@@ -1,4 +1,4 @@
-"""ESResNet's waveform transforms (Guzhov et al.; reference ``utils/transforms.py``, PROTOCOLS.md B5), the training
+"""ESResNet's waveform transforms (Guzhov et al.; reference ``utils/transforms.py``, book/protocols.md, study 004), the training
 augmentation of study 004's networks (NPID pre-training and fine-tuning, chapter 04; Notebook: 04_npid).
 
 Per clip, in the reference's order: :func:`time_flip` (time reversal with probability 0.5), :func:`random_scale`
@@ -14,7 +14,7 @@ global generator when None, which the dataset seeds per item).
 
 :class:`RandomBandGain` is not ESResNet's: it is lemniscate's colour jitter (brightness, per colour channel) carried
 over to the 3-band "RGB" spectrogram -- a random gain in dB per band -- offered for NPID pre-training, whose study
-names no augmentation (PROTOCOLS.md A4).
+names no augmentation (book/protocols.md, study 004).
 """
 
 from __future__ import annotations

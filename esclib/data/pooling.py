@@ -1,7 +1,7 @@
 """Pooling datasets into one label-free corpus: study 004's phase 2 (DLS pre-training on every dataset and fold).
 
 Study 004 pre-trains on "all available audio datasets and folds" (UrbanSound8K, ESC-50, ESC-10, DCASE 2013) as one
-training set, then fine-tunes and tests on those very folds. Two things follow (PROTOCOLS.md A4):
+training set, then fine-tunes and tests on those very folds. Two things follow (book/protocols.md, study 004):
 
 - ESC-10 is a subset of ESC-50: pooled as two datasets, its 400 clips are two instances each. :func:`pool_datasets`
   keeps every audio file once (``deduplicate=True``, the default; ``False`` reproduces the study's double count).

@@ -515,7 +515,7 @@ def nearest_neighbours(network: torch.nn.Module, loader_train, loader_query, k: 
     return order, np.take_along_axis(similarity, order, axis=1)
 
 
-#: the study's figure-read values (PROTOCOLS.md A4: approximate, read off its Fig. 4; it gives no table)
+#: the study's figure-read values (book/protocols.md, study 004: approximate, read off its Fig. 4; it gives no table)
 STUDY_FIGURE_READ = pd.DataFrame([
     {"dataset": "esc10", "claim": "DLS ≈ 80 % within the first 3 epochs; scratch below 40 %; DLS ≥ ImageNet in "
                                   "epochs 1-3"},

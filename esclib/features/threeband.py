@@ -1,6 +1,6 @@
 """The ESResNet input: a log-power STFT cut into three frequency bands stacked as image channels.
 
-Guzhov et al. (ESResNet, 2020; reference code AndreyGuzhov/ESResNet, PROTOCOLS B5), the input of study 004 (DLS,
+Guzhov et al. (ESResNet, 2020; reference code AndreyGuzhov/ESResNet, book/protocols.md, study 004), the input of study 004 (DLS,
 NPID pre-training of ESResNet): the waveform scaled to 16-bit range, a Blackman-Harris STFT at 44.1 kHz, the
 one-sided spectrum truncated to a multiple of 3 bins and split into 3 equal bands ("RGB", channel 0 = lowest).
 """

@@ -7,7 +7,7 @@ new embedding :math:`f` is scored against the bank with a non-parametric softmax
 
 approximated by noise-contrastive estimation (NCE) with K noise clips drawn uniformly (:math:`P_n = 1/N`), and the
 bank is updated as :math:`v_i \\leftarrow \\mathrm{normalise}(m\\,v_i + (1-m)\\,f)`. Following the reference
-implementation (PROTOCOLS.md B6), the normalising constant Z is estimated once, on the first batch. ``nce_k = 0``
+implementation (book/protocols.md, study 004), the normalising constant Z is estimated once, on the first batch. ``nce_k = 0``
 gives the exact softmax over all N instances instead (lemniscate's ``LinearAverage``).
 
 lemniscate updates the bank in the backward pass, after the loss was computed with the old entries; here

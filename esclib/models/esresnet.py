@@ -1,5 +1,5 @@
 """ESResNet (Guzhov et al. 2021), the network of study 004 (DLS / NPID): a torchvision ResNet on the 3-band power
-spectrogram, with a convolutional attention gate after each stage (PROTOCOLS.md B5; reference code
+spectrogram, with a convolutional attention gate after each stage (book/protocols.md, study 004; reference code
 AndreyGuzhov/ESResNet, ``model/esresnet.py`` and ``model/attention.py``).
 
 Each stage's gate takes the stage *input*, max-pools it to the stage output's size, applies a depthwise

@@ -1,7 +1,7 @@
 """The six self-supervised methods of study 001 (SimCLR, MoCo v2, BYOL, DINO, Barlow Twins, SwAV) over any backbone.
 
 Notebook: 05_ssl. Each method wraps a backbone from :func:`esclib.models.backbones.backbone` with the heads of its
-paper (lightly's modules, PROTOCOLS.md B8) and its loss, following the authors' reference code, behind one
+paper (lightly's modules, book/protocols.md, study 001) and its loss, following the authors' reference code, behind one
 interface so that :func:`esclib.train.ssl.pretrain` trains them all with one loop (solo-learn style: the loop owns
 the step, a method only says what differs):
 

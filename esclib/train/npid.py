@@ -1,5 +1,5 @@
 """Study 004 (DLS): NPID pre-training of an ESResNet, its weighted-kNN evaluation, and fine-tuning from it
-(PROTOCOLS.md A4, B5, B6, E; Notebook: 04_npid).
+(book/protocols.md, study 004 and the shared decisions; Notebook: 04_npid).
 
 - :class:`ThreeBandInput` -- the network input (ESResNet's 3-band spectrogram at 44.1 kHz, 5-s clips); the quick
   profile's :data:`QUICK_INPUT` is the same transform on a coarser grid.

@@ -1,12 +1,12 @@
 """Evaluation of frozen embeddings: the linear probe (HEAR / EVAR style) and the weighted kNN (chapters 4-6).
 
-Notebooks: 04_npid, 05_ssl, 06_overview. The linear probe follows BYOL-A's linear evaluation and EVAR (PROTOCOLS.md
-F; daisukelab's TorchMLPClassifier without its hidden layer): features standardised with the training set's
-statistics, one linear layer, Adam at 1e-3, batches of at most 200, at most 200 epochs, the weights of the last epoch
-with the best validation accuracy kept, early stopping after 20 epochs without reaching it again (EVAR's patience;
-BYOL-A's is 10). The kNN
-is the NPID / solo-learn weighted vote on cosine similarity (:func:`esclib.metrics.knn_predict`) with an explicit
-temperature. :func:`label_budget_curve` repeats the probe with 1, 5, 10 labels per class and all of them.
+Notebooks: 04_npid, 05_ssl, 06_overview. The linear probe follows BYOL-A's linear evaluation and EVAR
+(book/protocols.md, study 001; daisukelab's TorchMLPClassifier without its hidden layer): features standardised with
+the training set's statistics, one linear layer, Adam at 1e-3, batches of at most 200, at most 200 epochs, the
+weights of the last epoch with the best validation accuracy kept, early stopping after 20 epochs without reaching it
+again (EVAR's patience; BYOL-A's is 10). The kNN is the NPID / solo-learn weighted vote on cosine similarity
+(:func:`esclib.metrics.knn_predict`) with an explicit temperature. :func:`label_budget_curve` repeats the probe with
+1, 5, 10 labels per class and all of them.
 
 Model selection (issue 11's ``selection``): ``"validation-fold"`` selects the epoch on the whole labelled validation
 fold; ``"budgeted"`` on a class-balanced validation set cut from the label budget itself (a fifth of each class's

@@ -39,7 +39,7 @@ from esclib.train.probe import ProbeResult, effective_rank, knn_evaluation, line
 
 Tensor = torch.Tensor
 
-#: study 001's mel spectrogram (PROTOCOLS.md A1)
+#: study 001's mel spectrogram (book/protocols.md, study 001)
 STUDY_FRONTEND = {"sample_rate": 48000, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "fmin": 20.0,
                   "fmax": 8000.0}
 

@@ -1,6 +1,6 @@
 """Parameters of chapter 04, NPID / DLS (notebooks/04_npid.ipynb).
 
-``paper``: study 004's protocol (Hornauer et al.; PROTOCOLS A4, B5, B6, E): ESResNet-50 with attention on ESResNet's
+``paper``: study 004's protocol (Hornauer et al.; book/protocols.md): ESResNet-50 with attention on ESResNet's
 3-band spectrogram (44.1 kHz, n_fft 2048, hop 561, window 1654); NPID with a 128-d embedding, memory momentum 0.5,
 NCE with K = 64 noise clips at T = 0.4, batch 64, 200 epochs (lemniscate's SGD where the study is silent); kNN with
 K = 5 (the study) and 200 (NPID); phase 2 pooled both as the study (test folds in) and leak-free; fine-tuning of all

@@ -1,6 +1,6 @@
 """Parameters of chapter 05, the self-supervised comparison (notebooks/05_ssl.ipynb).
 
-``paper``: study 001's setting as far as it is stated (QUACLRS slides; PROTOCOLS A1, B8 and E): UrbanSound8K's ten
+``paper``: study 001's setting as far as it is stated (QUACLRS slides; book/protocols.md): UrbanSound8K's ten
 official folds and ten classes (the study's 13-class extension cannot be rebuilt), its 4-s, 128-band log-mel at
 48 kHz resized to 224 x 224, ResNet-18, all six methods with their published heads, AdamW, each method pre-trained
 on each split's training folds; every arm evaluated by the same linear probe and kNN. What the study leaves unsaid
