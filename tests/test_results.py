@@ -10,7 +10,7 @@ import pytest
 
 from esclib.results import ResultsStore, Results, paired_differences, setting_slug, summarise, summary_table
 from esclib.results.store import CorruptResultWarning
-from esclib.results.studies import STUDY_VALUES, study_table, study_value
+from esclib.results.studies import STUDY_VALUES, study_claims, study_table, study_value
 from esclib.results.summary import bootstrap_interval
 
 
@@ -214,3 +214,9 @@ def test_study_values_pick_the_most_specific_primary_number():
     assert set(study_table("cae")["arm"]) == {"supervised", "cae-unpool", "cae-upsample", "random-forest", "piczak-cnn"}
     with pytest.raises(ValueError, match="unknown experiment"):
         study_table("nope")
+    claims = study_claims("npid")  # study 004 gives curves only: its claims, read off Fig. 4, with their protocol
+    assert list(claims["dataset"]) == ["esc10", "esc50", "us8k", "dcase2013"]
+    assert claims["source"].str.contains("Fig. 4").all() and claims["protocol"].str.contains("pooled").all()
+    assert study_claims("cae").empty
+    with pytest.raises(ValueError, match="unknown experiment"):
+        study_claims("nope")

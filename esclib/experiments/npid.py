@@ -515,18 +515,6 @@ def nearest_neighbours(network: torch.nn.Module, loader_train, loader_query, k: 
     return order, np.take_along_axis(similarity, order, axis=1)
 
 
-#: the study's figure-read values (book/protocols.md, study 004: approximate, read off its Fig. 4; it gives no table)
-STUDY_FIGURE_READ = pd.DataFrame([
-    {"dataset": "esc10", "claim": "DLS ≈ 80 % within the first 3 epochs; scratch below 40 %; DLS ≥ ImageNet in "
-                                  "epochs 1-3"},
-    {"dataset": "esc50", "claim": "DLS above 60 % within 15 epochs; beats scratch for the first 18 epochs"},
-    {"dataset": "us8k", "claim": "DLS ≈ ImageNet; beats scratch for the first 5-6 epochs"},
-    {"dataset": "dcase2013", "claim": "DLS best for 11 epochs, then all arms toward ~50 %"},
-]).assign(source="study 004, Fig. 4 (read off the figure, approximate)",
-          protocol="phase-2 pooled pre-training (test folds included), fine-tuning all layers, mean ± std over the "
-                   "official folds, every epoch's test accuracy (no model selection)")
-
-
 def glue_numbers(numbers: Mapping[str, Any]) -> None:
     """Glue every value of ``numbers`` under its name for the prose (``myst_nb.glue``, not displayed)."""
     from myst_nb import glue

@@ -25,7 +25,8 @@ Experiments, arms and the setting keys a chapter must use for its runs to be mat
 ``npid`` (study 004, DLS)
     arms ``npid`` (NPID pre-trained then fine-tuned), ``scratch``, ``imagenet`` (ImageNet-initialised), ``npid-knn``
     (weighted kNN on the NPID embedding); setting keys ``dataset``, ``fold``. Study 004 gives figures only, so the
-    registry holds ESResNet's published accuracies (its ImageNet-initialised backbone) as anchors.
+    registry holds ESResNet's published accuracies (its ImageNet-initialised backbone) as anchors and the study's
+    claims read off its Fig. 4 as :data:`STUDY_CLAIMS` (:func:`study_claims`).
 ``ssl`` (study 001, QUACLRS)
     arms ``simclr``, ``mocov2``, ``moco``, ``byol``, ``swav``, ``dino``, ``barlowtwins`` (pre-training + evaluation),
     ``supervised-imagenet``, ``linear-imagenet``, ``supervised-scratch``; setting keys ``dataset``, ``backbone``,
@@ -99,6 +100,10 @@ CANCES = Study("Cancès", "Cancès, Labbé, Pellegrini 2022, EURASIP JASMP abstr
                "WRN-28-2 from scratch, 10-fold CV")
 ESRESNET = Study("ESResNet", "Guzhov et al. 2021 (ESResNet)",
                  "ImageNet-initialised ESResNet, official folds, 300 epochs")
+
+S004_FIG4 = Study("004", "Hornauer et al. (DLS), Fig. 4, read off the figure (approximate)",
+                  "phase-2 pooled pre-training (test folds included), fine-tuning all layers, mean ± std over the "
+                  "official folds, every epoch's test accuracy (no model selection)")
 
 #: label-fraction caveat of study 000's Tables 2-4 (book/protocols.md, study 000)
 _ONE_PERCENT = "label fraction of Tables 2-4 inferred as 1 % (text lost)"
@@ -197,6 +202,35 @@ def _ssl() -> list[StudyValue]:
                for arm, acc, study in (("supervised-imagenet", 0.7933, S001_FT), ("linear-imagenet", 0.7102, S001_T5),
                                        ("supervised-scratch", 0.8249, S001_T9))]
     return values
+
+
+@dataclass(frozen=True)
+class StudyClaim:
+    """A published result that is a shape, not a number (a curve read off a figure): what it claims, in which
+    setting, from which figure."""
+
+    experiment: str
+    claim: str
+    study: Study
+    setting: Mapping[str, object] = field(default_factory=dict)
+
+
+#: the published results that are claims about curves (study 004 gives figures only, no table)
+STUDY_CLAIMS: tuple[StudyClaim, ...] = tuple(
+    StudyClaim("npid", claim, S004_FIG4, {"dataset": dataset}) for dataset, claim in (
+        ("esc10", "DLS ≈ 80 % within the first 3 epochs; scratch below 40 %; DLS ≥ ImageNet in epochs 1-3"),
+        ("esc50", "DLS above 60 % within 15 epochs; beats scratch for the first 18 epochs"),
+        ("us8k", "DLS ≈ ImageNet; beats scratch for the first 5-6 epochs"),
+        ("dcase2013", "DLS best for 11 epochs, then all arms toward ~50 %")))
+
+
+def study_claims(experiment: str) -> pd.DataFrame:
+    """The published claims read off a study's figures for ``experiment``, with their setting, source and
+    protocol (empty when the study gives numbers)."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; expected one of {EXPERIMENTS}")
+    return pd.DataFrame([{**c.setting, "claim": c.claim, "source": c.study.source, "protocol": c.study.protocol}
+                         for c in STUDY_CLAIMS if c.experiment == experiment])
 
 
 #: every published number, in the order of the chapters
