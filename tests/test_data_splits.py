@@ -144,3 +144,29 @@ def test_random_split_reproduces_study_002_sizes_and_is_labelled_random(esc):
     assert "random split" in split.describe()
     with pytest.raises(ValueError, match="do not fit"):
         random_split(esc, (2000, 1, 0), seed=0)
+
+
+
+@pytest.mark.parametrize("chapter", ["01_pann_transfer", "02_fixmatch", "03_cae", "04_npid", "05_ssl"])
+def test_every_recipe_names_itself_when_its_selection_is_unknown(chapter):
+    import dataclasses
+
+    from esclib.data.splits import SELECTIONS, check_selection
+    from esclib.experiments.base import recipe_class
+    from esclib.runner.spec import resolve
+    from esclib.runner.specs import get_spec
+
+    assert [check_selection(s) for s in SELECTIONS] == list(SELECTIONS)
+    spec = get_spec(chapter)
+    config = {**resolve(spec, "quick"), "batch_size": 32, "filters": 32, "labelled_fraction": 0.5}
+    checked = 0
+    for path in spec.recipes:
+        cls = recipe_class(path)
+        if "selection" not in {f.name for f in dataclasses.fields(cls)}:
+            continue
+        with pytest.raises(ValueError, match=r"selection must be one of \['validation-fold', 'budgeted', 'last'\], "
+                                             r"got 'best'") as refused:
+            cls.from_config({**config, "selection": "best"})
+        assert cls.__name__ in str(refused.value), (path, str(refused.value))  # names the recipe
+        checked += 1
+    assert checked

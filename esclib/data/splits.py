@@ -227,6 +227,14 @@ def assert_trainable(clips: ClipSet) -> None:
 #: on a validation set drawn from the run's own label budget, or no selection (the last epoch of a fixed schedule)
 SELECTIONS: tuple[str, ...] = ("validation-fold", "budgeted", "last")
 
+def check_selection(selection: str, owner: str = "") -> str:
+    """``selection`` when it is one of :data:`SELECTIONS`, else a ValueError naming ``owner`` (e.g. the recipe)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"{owner + ': ' if owner else ''}selection must be one of {list(SELECTIONS)}, "
+                         f"got {selection!r}")
+    return selection
+
+
 #: share of each class's labelled clips held out for validation under ``selection="budgeted"``
 BUDGETED_SHARE = 0.2
 
@@ -242,8 +250,7 @@ def selection_sets(selection: str, labelled: ClipSet, val_fold: ClipSet, *, seed
       one labelled clip keeps it for training. When no clip can be held out, there is no validation set (None);
     - ``last``: all ``labelled`` clips and no validation set (None): the run keeps its last epoch.
     """
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+    check_selection(selection)
     if selection == "validation-fold":
         return labelled, val_fold
     if selection == "last":

@@ -34,8 +34,8 @@ from esclib.data.cache import cached_features
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
 from esclib.data.loaders import feature_loader
-from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, fold_split, labelled_subset, random_split,
-                                selection_sets)
+from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, check_selection, fold_split, labelled_subset,
+                                random_split, selection_sets)
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split
 from esclib.features import CAEInput
 from esclib.metrics import classification_metrics
@@ -173,8 +173,7 @@ class FinetuneRecipe(PretrainRecipe):
     restore_best: bool
 
     def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"FinetuneRecipe: selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
+        check_selection(self.selection, "FinetuneRecipe")
 
     @property
     def pretraining(self) -> PretrainRecipe:

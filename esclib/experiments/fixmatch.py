@@ -134,7 +134,7 @@ class FixMatchRecipe(Recipe):
         if self.passes not in PASS_STRUCTURES:
             problems.append(f"passes must be one of {PASS_STRUCTURES}, got {self.passes!r}")
         if self.selection not in SELECTIONS:
-            problems.append(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+            problems.append(f"selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
         if problems:
             raise ValueError("FixMatchRecipe: " + "; ".join(problems))
 

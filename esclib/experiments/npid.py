@@ -36,7 +36,7 @@ from esclib.data.audio import load_audio
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
 from esclib.data.pooling import describe_pool, pool_datasets
-from esclib.data.splits import SELECTIONS, assert_trainable, fold_split, selection_sets
+from esclib.data.splits import assert_trainable, check_selection, fold_split, selection_sets
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.models.backbones import imagenet_weights_path
 from esclib.models.esresnet import imagenet_status
@@ -126,8 +126,7 @@ class FinetuneRecipe(PretrainRecipe):
     selection: str
 
     def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"npid.FinetuneRecipe: selection={self.selection!r}; expected one of {list(SELECTIONS)}")
+        check_selection(self.selection, "npid.FinetuneRecipe")
 
     @property
     def pretraining(self) -> PretrainRecipe:

@@ -26,7 +26,6 @@ parameters, and whether the method needs unlabelled clips of the target's distri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -34,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from esclib.data.clips import ClipSet
-from esclib.data.splits import SELECTIONS, check_no_leak, fold_split, labelled_subset, selection_sets
+from esclib.data.splits import check_no_leak, check_selection, fold_split, labelled_subset, selection_sets
 from esclib.experiments.base import Experiment, Recipe, Split
 from esclib.results.store import ResultsStore
 from esclib.results.summary import Results, mean_std
@@ -84,8 +83,7 @@ def budget_clips(clips: ClipSet, fold: int, per_class: int | None, selection: st
     drawn from the training folds (test fold k and validation fold k+1 left out) with ``seed``; raises
     :class:`~esclib.data.splits.LeakError` if a test clip, or one of a test clip's recordings, were in any training
     stream. Notebook: 06_overview."""
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+    check_selection(selection)
     official = fold_split(clips, fold)
     if per_class is None:
         labelled, unlabelled = official.train, official.train.subset(np.zeros(len(official.train), bool)).unlabelled()
@@ -403,8 +401,7 @@ class Overview:
 
     def __init__(self, store: ResultsStore, *, profile: str = "quick", seed: int = 0, device: Any = "cpu",
                  selection: str = "budgeted", ssl_method: str = "simclr", progress: bool = True) -> None:
-        if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+        check_selection(selection)
         self.store, self.profile, self.seed, self.device = store, profile, int(seed), device
         self.selection, self.ssl_method, self.progress = selection, ssl_method, progress
         self._experiments: dict[tuple[str, str], Experiment] = {}

@@ -46,7 +46,7 @@ from esclib.data.audio import fix_length, load_audio
 from esclib.data.cache import cached_features
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
-from esclib.data.splits import SELECTIONS, assert_trainable, fold_split, labelled_subset, selection_sets
+from esclib.data.splits import SELECTIONS, assert_trainable, check_selection, fold_split, labelled_subset, selection_sets
 from esclib.data.torchdata import WaveformDataset, collate
 from esclib.digest import file_digest
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
@@ -106,8 +106,7 @@ class TransferRecipe(Recipe):
         if self.lr <= 0 or self.clip_seconds <= 0 or self.mixup < 0:
             raise ValueError(f"TransferRecipe: lr and clip_seconds must be > 0 and mixup >= 0; got {self.lr}, "
                              f"{self.clip_seconds}, {self.mixup}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"TransferRecipe: selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
+        check_selection(self.selection, "TransferRecipe")
 
     @property
     def loader_batch(self) -> int:
@@ -242,8 +241,7 @@ class TransferExperiment(Experiment):
         labels the run may use), ``train``, ``val`` (absent under ``last``) and ``test``. With ``per_class``, the
         labelled clips are that many per class of the folds other than ``fold`` and ``fold + 1`` (class-balanced,
         nested across counts)."""
-        if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
+        check_selection(selection)
         official = fold_split(self.clips, fold)
         if per_class is not None:
             labelled = labelled_subset(official.train, per_class=per_class, seed=self.seed)[0]

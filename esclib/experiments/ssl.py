@@ -40,7 +40,7 @@ from esclib.augment.views import VIEW_POLICIES, get_view_policy
 from esclib.data.cache import cached_features, cached_waveforms
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
-from esclib.data.splits import SELECTIONS, FoldSplit, selection_sets
+from esclib.data.splits import FoldSplit, check_selection, selection_sets
 from esclib.data.torchdata import array_loader, pool_rows
 from esclib.digest import seed_from
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split
@@ -180,8 +180,7 @@ class EvalRecipe(PretrainRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"EvalRecipe: selection must be one of {list(SELECTIONS)}, got {self.selection!r}")
+        check_selection(self.selection, "EvalRecipe")
         if self.knn_k < 1 or self.knn_temperature <= 0 or self.probe_epochs < 1 or self.supervised_epochs < 1:
             raise ValueError(f"EvalRecipe: need knn_k >= 1, knn_temperature > 0, probe_epochs >= 1 and "
                              f"supervised_epochs >= 1, got {self.knn_k}, {self.knn_temperature}, "

@@ -14,7 +14,7 @@ import numpy as np
 from esclib.data.clips import ClipSet
 from esclib.data.splits import LeakError, check_no_leak, fold_split, random_split
 from esclib.labs.cells import Exercise
-from esclib.labs.check import Case, FunctionCheck, Mistake, Report, run_cases
+from esclib.labs.check import FunctionCheck, Mistake, Report, run_cases
 from esclib.labs.toys import toy_clips
 
 STEM = "00_data"

@@ -26,10 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from esclib.data.clips import ClipSet
-from esclib.data.splits import labelled_subset
+from esclib.data.splits import check_selection, labelled_subset
 from esclib.metrics import classification_metrics, knn_predict
-
-SELECTIONS = ("validation-fold", "budgeted", "last")
 
 
 @dataclass
@@ -151,8 +149,7 @@ def label_budget_curve(train_x: np.ndarray, train: ClipSet, val_x: np.ndarray, v
     """The linear probe's test accuracy and macro-F1 with ``budgets`` labels per class (None: every training label),
     one row per budget (``budget``, ``labels``, ``selection``, ``accuracy``, ``macro_f1``, ``best_epoch``).
     ``train_x`` rows follow ``train``'s clips. Notebooks: 05_ssl, 06_overview."""
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    check_selection(selection)
     if len(train_x) != len(train):
         raise ValueError(f"train_x has {len(train_x)} rows but train has {len(train)} clips")
     y = train.targets
