@@ -327,6 +327,9 @@ def test_insert_replaces_the_lab_or_places_it_before_an_anchor(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T")]), path)
     labs.insert_lab(path)
     assert sum(LAB_TAG in c.metadata.get("tags", []) for c in nbformat.read(path, 4).cells) == len(cells("03_cae"))
+    written = path.read_bytes()
+    labs.insert_lab(path)
+    assert path.read_bytes() == written  # inserting the same lab again changes nothing (stable cell ids)
 
 
 def test_module_cli_inserts_and_summarises(tmp_path, capsys):

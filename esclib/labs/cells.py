@@ -92,10 +92,13 @@ def exercise_cells(exercise: Exercise, module: str) -> list[NotebookNode]:
 
 
 def lab_cells(exercises: tuple[Exercise, ...], module: str) -> list[NotebookNode]:
-    """The whole lab of a chapter: the introduction, then every exercise's cells."""
+    """The whole lab of a chapter: the introduction, then every exercise's cells. Their ids are numbered from the
+    module's name (``lab-ch02-00`` ...), so inserting the same lab again leaves the notebook file unchanged."""
     cells = [_tagged(nbformat.v4.new_markdown_cell(LAB_INTRO))]
     for exercise in exercises:
         cells += exercise_cells(exercise, module)
+    for number, cell in enumerate(cells):
+        cell.id = f"lab-{module.rsplit('.', 1)[-1]}-{number:02d}"
     return cells
 
 
