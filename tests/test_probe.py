@@ -57,6 +57,18 @@ def test_probe_keeps_the_last_epoch_of_best_validation_accuracy_and_stops_early(
     assert result.scores.shape == (len(ty), 4)
 
 
+
+def test_the_kept_classifier_on_raw_embeddings_gives_the_probes_scores():
+    import torch
+
+    tx, ty = _clusters(seed=4, spread=2.5, offset=50.0, scale=3.0)  # far from standard: the scaler matters
+    vx, vy = _clusters(seed=5, spread=2.5, offset=50.0, scale=3.0)
+    result = linear_probe(tx, ty, vx, vy, val=(vx, vy), patience=5, lr=3e-2, max_epochs=60)
+    with torch.no_grad():
+        scores = torch.softmax(result.classifier(torch.as_tensor(vx)), dim=1).numpy()
+    np.testing.assert_allclose(scores, result.scores, atol=1e-4)  # the kept epoch's layer, scaler folded in
+
+
 def test_knn_uses_the_explicit_temperature_and_the_k_nearest():
     train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32)
     labels = np.array([0, 0, 1])

@@ -358,3 +358,24 @@ def test_the_smoke_run_takes_the_paper_recipe_with_one_fold_and_few_steps(monkey
     assert params["folds"] == (1,) and "supervised-scratch" in params["arms"] and params["proj_dims"] == (64,)
     assert recipe.size == (224, 224) and recipe.backbone == "resnet18" and recipe.head_scale == 1.0
     assert recipe.ssl_epochs == 1 and recipe.probe_budgets == (1,)
+
+
+def test_grad_cam_explains_the_probes_prediction_through_the_embedding_network(world):
+    clips, store = world
+    _, experiment = _experiments(clips, store, folds=(1,))
+    split = experiment.split(1)
+    assert exp.grad_cam_examples(experiment, "random", _recipe(), split) == []  # ResNet-18's layer4 is 1 x 1 at 32 x 32
+    recipe = _recipe(input_frames=64, input_bins=80)
+    shown = exp.grad_cam_examples(experiment, "dino", recipe, split, n=2)
+    assert [e.true for e in shown] == ["class0", "class1"]
+    assert [e.path for e in shown] == split.test.table.groupby("target").head(1)["path"].tolist()[:2]
+    for example in shown:
+        assert example.image.shape == example.cam.shape == (80, 64)  # (frequency, time) of the backbone's input
+        assert example.cam.min() >= 0 and example.cam.max() == pytest.approx(1.0)
+    # the class explained is the one the protocol's probe predicts on DINO's embedding (the teacher's)
+    encode, spectrogram, _ = experiment.encoder("dino", recipe, split)
+    x = {role: exp.embeddings(encode, spectrogram, experiment.loader(getattr(split, role)), progress=False)
+         for role in ("train", "val", "test")}
+    probe, _ = exp.fit_probe(x, split, recipe, experiment.seed, clips.num_classes)
+    first = split.test.table.reset_index(drop=True).groupby("target").head(1).index[:2]
+    assert [e.predicted for e in shown] == [clips.classes[i] for i in probe.scores[first].argmax(1)]

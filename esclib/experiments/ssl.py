@@ -45,11 +45,11 @@ from esclib.data.torchdata import array_loader, pool_rows
 from esclib.digest import seed_from
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split
 from esclib.metrics import classification_metrics
-from esclib.models.backbones import BACKBONES, backbone, check_input_size
+from esclib.models.backbones import BACKBONES, backbone, cam_layer, check_input_size, grad_cam
 from esclib.models.ssl import SSLMethod, ssl_method
 from esclib.results.summary import Results
 from esclib.train import EarlyStopping, predict
-from esclib.train.probe import effective_rank, knn_evaluation, label_budget_curve, linear_probe
+from esclib.train.probe import ProbeResult, effective_rank, knn_evaluation, label_budget_curve, linear_probe
 from esclib.train.ssl import (STUDY_FRONTEND, SpectrogramClassifier, SpectrogramInput, SSLRecipe, TwoViewInput,
                               embeddings, pretrain, study_frontend)
 
@@ -408,6 +408,25 @@ def frozen_evaluation(x: dict[str, tuple[np.ndarray, np.ndarray]], split: Split,
     (``knn_accuracy``, ``knn_macro_f1``), the training embeddings' effective rank (``rankme``) and, with
     ``budgets``, the probe's accuracy with ``recipe.probe_budgets`` labels per class (``budget_<n>``)."""
     (tx, ty), (vx, vy), (sx, sy) = x["train"], x["val"], x["test"]
+    probe, rows = fit_probe(x, split, recipe, seed, n_classes)
+    knn = knn_evaluation(tx, ty, sx, sy, k=recipe.knn_k, temperature=recipe.knn_temperature, n_classes=n_classes)
+    metrics: dict[str, Any] = {"accuracy": probe.metrics["accuracy"], "macro_f1": probe.metrics["macro_f1"],
+                               "confusion": probe.metrics["confusion"], "kept_epoch": int(probe.best_epoch),
+                               "knn_accuracy": knn["accuracy"], "knn_macro_f1": knn["macro_f1"],
+                               "rankme": effective_rank(tx), "n_train": int(len(rows)), "n_test": int(len(sy))}
+    if budgets and recipe.probe_budgets:
+        curve = label_budget_curve(tx, split.train, vx, vy, sx, sy, budgets=tuple(recipe.probe_budgets),
+                                   selection=recipe.selection, seed=seed, max_epochs=recipe.probe_epochs)
+        metrics.update({f"budget_{row.budget}": float(row.accuracy) for row in curve.itertuples()})
+    return metrics
+
+
+def fit_probe(x: dict[str, tuple[np.ndarray, np.ndarray]], split: Split, recipe: EvalRecipe, seed: int,
+              n_classes: int) -> tuple[ProbeResult, np.ndarray]:
+    """The protocol's linear probe on embeddings ``x[role]`` with every training label, its epoch picked under
+    ``recipe.selection`` (the validation fold, a fifth of the training labels held out, or the last epoch); also
+    the rows of ``x["train"]`` it trained on."""
+    (tx, ty), (vx, vy), (sx, sy) = x["train"], x["val"], x["test"]
     train, val = selection_sets(recipe.selection, split.train, split.val, seed=seed)
     rows = pool_rows(train, split.train)
     if val is None:
@@ -419,16 +438,52 @@ def frozen_evaluation(x: dict[str, tuple[np.ndarray, np.ndarray]], split: Split,
         held = (tx[held_rows], ty[held_rows])
     probe = linear_probe(tx[rows], ty[rows], sx, sy, val=held, n_classes=n_classes, max_epochs=recipe.probe_epochs,
                          seed=seed)
-    knn = knn_evaluation(tx, ty, sx, sy, k=recipe.knn_k, temperature=recipe.knn_temperature, n_classes=n_classes)
-    metrics: dict[str, Any] = {"accuracy": probe.metrics["accuracy"], "macro_f1": probe.metrics["macro_f1"],
-                               "confusion": probe.metrics["confusion"], "kept_epoch": int(probe.best_epoch),
-                               "knn_accuracy": knn["accuracy"], "knn_macro_f1": knn["macro_f1"],
-                               "rankme": effective_rank(tx), "n_train": int(len(rows)), "n_test": int(len(sy))}
-    if budgets and recipe.probe_budgets:
-        curve = label_budget_curve(tx, split.train, vx, vy, sx, sy, budgets=tuple(recipe.probe_budgets),
-                                   selection=recipe.selection, seed=seed, max_epochs=recipe.probe_epochs)
-        metrics.update({f"budget_{row.budget}": float(row.accuracy) for row in curve.itertuples()})
-    return metrics
+    return probe, rows
+
+
+@dataclass
+class CamExample:
+    """One test clip explained: its audio file, true and predicted class names, the backbone's input
+    ``(frequency, time)`` and the Grad-CAM map at the same size."""
+
+    path: str
+    true: str
+    predicted: str
+    image: np.ndarray
+    cam: np.ndarray
+
+
+def grad_cam_examples(experiment: SSLExperiment, arm: str, recipe: EvalRecipe, split: Split,
+                      n: int = 3) -> list[CamExample]:
+    """Grad-CAM (:func:`esclib.models.backbones.grad_cam`, at the backbone's last stage) of ``arm``'s frozen
+    embedding network read out by the protocol's linear probe (:func:`fit_probe`, refitted with the run's seed: the
+    probe the table reports), for the predicted class of the first test clip of each of ``n`` classes. Empty when
+    that stage's feature map is a single cell at the recipe's input size (Grad-CAM then has nothing to localise)."""
+    encode, spectrogram, _ = experiment.encoder(arm, recipe, split)
+    owner = getattr(encode, "__self__", encode)
+    net = (owner.embedding_backbone if isinstance(owner, SSLMethod) else owner).eval()
+    layer = cam_layer(net, recipe.backbone)
+    cells = []
+    handle = layer.register_forward_hook(lambda _module, _inputs, output: cells.append(output.shape[-2:].numel()))
+    with torch.no_grad():
+        net(torch.zeros(1, 1, *recipe.size))
+    handle.remove()
+    if cells[-1] == 1:
+        return []
+    x = {role: embeddings(encode, spectrogram, experiment.loader(getattr(split, role)), progress=False)
+         for role in ("train", "val", "test")}
+    probe, _ = fit_probe(x, split, recipe, experiment.seed, experiment.clips.num_classes)
+    model = torch.nn.Sequential(net, probe.classifier).eval()
+    first = split.test.table.reset_index(drop=True).groupby("target").head(1).index[:n]
+    shown = split.test.subset(first.to_numpy())
+    batch = torch.as_tensor(experiment.pretraining.bank[pool_rows(shown, experiment.clips)])
+    inputs = spectrogram.eval()(batch)
+    cams = grad_cam(model, layer, inputs)
+    with torch.no_grad():
+        predicted = model(inputs).argmax(1).tolist()
+    names = experiment.clips.classes
+    return [CamExample(path, names[int(true)], names[guess], image[0].T.numpy(), cam.T.numpy())
+            for path, true, guess, image, cam in zip(shown.paths, shown.targets, predicted, inputs.detach(), cams)]
 
 
 # ----------------------------------------------------------------------------------------------- tables

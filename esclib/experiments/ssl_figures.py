@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from esclib.experiments.ssl import ARMS, budget_table
+from esclib.experiments.ssl import ARMS, CamExample, budget_table
 from esclib.results.summary import Results
 
 #: colours of the arms, the same in every figure
@@ -180,4 +180,27 @@ def plot_collapse(table: pd.DataFrame):
         axes[1].axhline(1.0, color="0.3", ls=":", lw=1)
     else:
         axes[1].set_axis_off()
+    return fig
+
+
+def plot_grad_cam(examples: Sequence[CamExample], arm: str):
+    """Each explained clip's backbone input (top) and its Grad-CAM map over the same input (bottom): where the
+    frozen backbone of ``arm`` saw the evidence for the class the probe predicted
+    (:func:`esclib.experiments.ssl.grad_cam_examples`)."""
+    n = len(examples)
+    fig, axes = _plt().subplots(2, n, figsize=(2.6 * n + 0.6, 4.6), layout="constrained", squeeze=False)
+    for col, example in enumerate(examples):
+        top, bottom = axes[0, col], axes[1, col]
+        top.imshow(example.image, origin="lower", aspect="auto", cmap="magma")
+        top.set_title(f"{example.true}\n(probe: {example.predicted})", fontsize=9)
+        bottom.imshow(example.image, origin="lower", aspect="auto", cmap="gray")
+        shown = bottom.imshow(example.cam, origin="lower", aspect="auto", cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        for ax in (top, bottom):
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+        top.set_ylabel("mel bands" if col == 0 else "")
+        bottom.set_ylabel("Grad-CAM" if col == 0 else "")
+        bottom.set_xlabel("time")
+    fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="relevance (max 1)")
+    fig.suptitle(f"Grad-CAM of the frozen {arm} backbone, read out by its linear probe")
     return fig

@@ -80,9 +80,14 @@ class SSLMethod(nn.Module):
         super().__init__()
         self.backbone, self.dim = backbone, dim
 
+    @property
+    def embedding_backbone(self) -> nn.Module:
+        """The network whose output :meth:`embed` returns (the backbone; DINO's teacher)."""
+        return self.backbone
+
     def embed(self, x: Tensor) -> Tensor:
-        """The embedding of a batch that linear probes and kNN evaluate (the backbone's output)."""
-        return self.backbone(x)
+        """The embedding of a batch that linear probes and kNN evaluate (:attr:`embedding_backbone`'s output)."""
+        return self.embedding_backbone(x)
 
     def loss(self, view0: Tensor, view1: Tensor, progress: float = 0.0) -> Tensor:
         """The method's loss on two views of the same clips at training ``progress`` (0 to 1)."""
@@ -249,8 +254,9 @@ class DINO(MomentumTeacher):
             return self.teacher_temp
         return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * progress / self.warmup
 
-    def embed(self, x: Tensor) -> Tensor:
-        return self.teacher_backbone(x)
+    @property
+    def embedding_backbone(self) -> nn.Module:
+        return self.teacher_backbone
 
     @torch.no_grad()
     def collapse_diagnostics(self, view0: Tensor, view1: Tensor, progress: float) -> dict[str, float]:

@@ -33,12 +33,15 @@ from esclib.metrics import classification_metrics, knn_predict
 @dataclass
 class ProbeResult:
     """A linear probe's test ``metrics`` (:func:`esclib.metrics.classification_metrics`), the selected epoch, the
-    per-epoch history (``epoch``, ``train_loss``, ``val_loss``, ``val_acc``) and the test class probabilities."""
+    per-epoch history (``epoch``, ``train_loss``, ``val_loss``, ``val_acc``), the test class probabilities and the
+    kept ``classifier``: one ``nn.Linear`` on the raw embeddings (the standardisation folded into its weights), so
+    that it can be put after the backbone (Grad-CAM in chapter 05)."""
 
     metrics: dict
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     scores: np.ndarray | None = None
+    classifier: nn.Linear | None = None
 
 
 def _check(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +101,19 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
         layer.load_state_dict(best_state)
     with torch.no_grad():
         scores = torch.softmax(layer(tensor(test_x)), dim=1).cpu().numpy()
-    return ProbeResult(classification_metrics(test_y, scores, n_classes), best_epoch, history, scores)
+    return ProbeResult(classification_metrics(test_y, scores, n_classes), best_epoch, history, scores,
+                       _folded(layer, scaler))
+
+
+@torch.no_grad()
+def _folded(layer: nn.Linear, scaler: StandardScaler) -> nn.Linear:
+    """``layer`` after the scaler as one linear layer on raw embeddings: ``W (x - m) / s + b = (W / s) x + b'``."""
+    weight = layer.weight.detach().cpu().double() / torch.as_tensor(scaler.scale_, dtype=torch.float64)
+    bias = layer.bias.detach().cpu().double() - weight @ torch.as_tensor(scaler.mean_, dtype=torch.float64)
+    folded = nn.Linear(weight.shape[1], weight.shape[0])
+    folded.weight.copy_(weight.float())
+    folded.bias.copy_(bias.float())
+    return folded.eval()
 
 
 def knn_evaluation(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *, k: int,
