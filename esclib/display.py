@@ -41,14 +41,19 @@ def show_logmel(ax: Axes, db: np.ndarray, title: str = "", *, sr: int, hop_lengt
     top = float(np.nanmax(db)) if top is None else top
     limits = dict(cmap="magma", vmin=top - RANGE_DB, vmax=top)
     ax.set_title(title, fontsize=None if axes else 9)
+    frames, bins = db.shape
     if axes:
         image = librosa.display.specshow(db.T, sr=sr, hop_length=hop_length, x_axis="time", y_axis="mel",
                                          fmin=fmin, fmax=fmax, ax=ax, **limits)
+        # the mask in the same coordinates as the picture: frame times (s) and band centres (Hz)
+        where = (librosa.frames_to_time(np.arange(frames), sr=sr, hop_length=hop_length),
+                 librosa.mel_frequencies(bins + 2, fmin=fmin, fmax=fmax)[1:-1])
     else:
         ax.set(xticks=[], yticks=[])
         image = ax.imshow(db.T, origin="lower", aspect="auto", **limits)
+        where = (np.arange(frames), np.arange(bins))
     if masked is not None and masked.any():
-        ax.contour(masked.T, levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.contour(*where, masked.T, levels=[0.5], colors="cyan", linewidths=0.8)
     return image
 
 
