@@ -112,6 +112,9 @@ def _tiny_book(root: Path) -> None:
         nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell('from myst_nb import glue\nglue("answer", 0.4213, display=False)'),
         nbformat.v4.new_code_cell('import ipywidgets\nipywidgets.IntSlider(description="a widget")'),
+        nbformat.v4.new_code_cell('from IPython.display import HTML, display\n'
+                                  'print("RUN-ONE-SUMMARY", flush=True)\ndisplay(HTML("<i>bar</i>"))\n'
+                                  'print("RUN-TWO-SUMMARY", flush=True)'),
         *cells("02_fixmatch")])
     nb.metadata.update(kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
                        language_info={"name": "python"})
@@ -154,6 +157,7 @@ def test_student_edition_has_no_solution_and_instructor_edition_has_all(tmp_path
     widget_js = [name for tag in scripts for name in ("require.js", "widgets-offline.js", "embed-amd.js") if name in tag]
     assert widget_js == ["require.js", "widgets-offline.js", "embed-amd.js"], widget_js  # the saved slider's loaders
     assert 'data-default-mode="light"' in teacher_pages[chapter]
+    assert "RUN-ONE-SUMMARY\nRUN-TWO-SUMMARY" in teacher_pages[chapter]  # a cell's printed lines in one block
     downloaded = json.loads(student_pages["_sources/book/chapters/lab.ipynb"])
     assert any(o.get("output_type") for c in downloaded["cells"] for o in c.get("outputs", []))  # executed
     assert not any("{solution}" in "".join(c["source"]) for c in downloaded["cells"])
