@@ -86,6 +86,20 @@ MUTANTS = [
         'teacher = [F.softmax((self.teacher(v)) / temperature, dim=-1)',
         'tests/test_ssl.py',
     ),
+    (
+        'DINO: evaluated (probe, kNN, Grad-CAM) on the student instead of the teacher',
+        'esclib/models/ssl.py',
+        '        return self.teacher_backbone\n',
+        '        return self.backbone\n',
+        'tests/test_ssl.py',
+    ),
+    (
+        'Linear probe: the kept classifier forgets the standardisation',
+        'esclib/train/probe.py',
+        'bias = layer.bias.detach().cpu().double() - weight @ torch.as_tensor(scaler.mean_, dtype=torch.float64)',
+        'bias = layer.bias.detach().cpu().double()',
+        'tests/test_probe.py',
+    ),
 ]
 
 
