@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= quick
+# chapters whose smoke run `make smoke` runs (empty: every chapter of the book)
+SMOKE_CHAPTERS ?=
 # stamp of the last install; redone when the dependencies change
 INSTALLED := $(VENV)/.esc-installed
 
@@ -23,7 +25,7 @@ test: $(INSTALLED)
 
 # every chapter's paper code path at full size on synthetic data in the real layouts, a couple of steps per run
 smoke: $(INSTALLED)
-	$(BIN)/esc smoke --no-progress
+	$(BIN)/esc smoke --no-progress $(SMOKE_CHAPTERS)
 
 book: $(INSTALLED)
 	$(BIN)/esc book --profile $(PROFILE)
