@@ -374,8 +374,7 @@ def test_grad_cam_explains_the_probes_prediction_through_the_embedding_network(w
         assert example.cam.min() >= 0 and example.cam.max() == pytest.approx(1.0)
     # the class explained is the one the protocol's probe predicts on DINO's embedding (the teacher's)
     encode, spectrogram, _ = experiment.encoder("dino", recipe, split)
-    x = {role: exp.embeddings(encode, spectrogram, experiment.loader(getattr(split, role)), progress=False)
-         for role in ("train", "val", "test")}
-    probe, _ = exp.fit_probe(x, split, recipe, experiment.seed, clips.num_classes)
+    probe, _ = exp.fit_probe(experiment.split_embeddings(encode, spectrogram, split, experiment.device), split, recipe,
+                             experiment.seed, clips.num_classes)
     first = split.test.table.reset_index(drop=True).groupby("target").head(1).index[:2]
     assert [e.predicted for e in shown] == [clips.classes[i] for i in probe.scores[first].argmax(1)]

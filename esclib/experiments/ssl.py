@@ -358,8 +358,7 @@ class SSLExperiment(Experiment):
         if arm == "supervised-scratch":
             return self.supervised(ctx, recipe, split)
         encode, spectrogram, pretrained = self.encoder(arm, recipe, split)
-        x = {role: embeddings(encode, spectrogram, self.loader(getattr(split, role)), device=ctx.device,
-                              progress=False) for role in ("train", "val", "test")}
+        x = self.split_embeddings(encode, spectrogram, split, ctx.device)
         metrics = frozen_evaluation(x, split, recipe, ctx.seed, self.clips.num_classes)
         metrics.update({f"pretrain_{k}": v for k, v in pretrained.items() if k in ("final_loss", "pretrain_seconds",
                                                                                     "teacher_entropy", "log_k")})
@@ -368,6 +367,13 @@ class SSLExperiment(Experiment):
     def loader(self, part: ClipSet, batch_size: int = 256) -> Any:
         """An evaluation loader (no augmentation) of ``part``'s cached spectrograms."""
         return array_loader(part, self.clips, self.pretraining.bank, train=False, batch_size=batch_size)
+
+    def split_embeddings(self, encode: Any, spectrogram: SpectrogramInput, split: Split,
+                         device: torch.device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The frozen embeddings and targets of the split's ``train``, ``val`` and ``test`` clips (what
+        :func:`frozen_evaluation` and :func:`fit_probe` read)."""
+        return {role: embeddings(encode, spectrogram, self.loader(getattr(split, role)), device=device,
+                                 progress=False) for role in ("train", "val", "test")}
 
     def supervised(self, ctx: RunContext, recipe: EvalRecipe, split: Split) -> dict[str, Any]:
         """The from-scratch baseline: the initial backbone and a linear layer trained with labels on the training
@@ -392,8 +398,7 @@ class SSLExperiment(Experiment):
         scores, targets = predict(model, self.loader(split.test), ctx.device)
         metrics = classification_metrics(targets, scores, self.clips.num_classes)
         kept = history.best("val_acc", "max")["epoch"] if val is not None else len(history.epochs)
-        x = {role: embeddings(net, spectrogram, self.loader(getattr(split, role)), device=ctx.device,
-                              progress=False) for role in ("train", "val", "test")}
+        x = self.split_embeddings(net, spectrogram, split, ctx.device)
         frozen = frozen_evaluation(x, split, recipe, ctx.seed, self.clips.num_classes, budgets=False)
         return {**metrics, "kept_epoch": int(kept), "probe_accuracy": frozen["accuracy"],
                 **{k: v for k, v in frozen.items() if k.startswith(("knn_", "rankme"))}}
@@ -466,24 +471,24 @@ def grad_cam_examples(experiment: SSLExperiment, arm: str, recipe: EvalRecipe, s
     cells = []
     handle = layer.register_forward_hook(lambda _module, _inputs, output: cells.append(output.shape[-2:].numel()))
     with torch.no_grad():
-        net(torch.zeros(1, 1, *recipe.size))
+        net(torch.zeros(1, 1, *recipe.size, device=next(net.parameters()).device))
     handle.remove()
     if cells[-1] == 1:
         return []
-    x = {role: embeddings(encode, spectrogram, experiment.loader(getattr(split, role)), progress=False)
-         for role in ("train", "val", "test")}
+    device = experiment.device
+    x = experiment.split_embeddings(encode, spectrogram, split, device)
     probe, _ = fit_probe(x, split, recipe, experiment.seed, experiment.clips.num_classes)
-    model = torch.nn.Sequential(net, probe.classifier).eval()
+    model = torch.nn.Sequential(net, probe.classifier).to(device).eval()
     first = split.test.table.reset_index(drop=True).groupby("target").head(1).index[:n]
     shown = split.test.subset(first.to_numpy())
-    batch = torch.as_tensor(experiment.pretraining.bank[pool_rows(shown, experiment.clips)])
-    inputs = spectrogram.eval()(batch)
-    cams = grad_cam(model, layer, inputs)
+    batch = torch.as_tensor(experiment.pretraining.bank[pool_rows(shown, experiment.clips)], device=device)
+    inputs = spectrogram.to(device).eval()(batch).detach()
+    cams = grad_cam(model, layer, inputs).cpu()
     with torch.no_grad():
         predicted = model(inputs).argmax(1).tolist()
     names = experiment.clips.classes
-    return [CamExample(path, names[int(true)], names[guess], image[0].T.numpy(), cam.T.numpy())
-            for path, true, guess, image, cam in zip(shown.paths, shown.targets, predicted, inputs.detach(), cams)]
+    return [CamExample(path, names[int(true)], names[guess], image[0].T.cpu().numpy(), cam.T.numpy())
+            for path, true, guess, image, cam in zip(shown.paths, shown.targets, predicted, inputs, cams)]
 
 
 # ----------------------------------------------------------------------------------------------- tables
