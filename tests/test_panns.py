@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import hashlib
 import http.server
@@ -227,3 +228,28 @@ def test_training_mode_applies_spec_augment_and_mixup() -> None:
     out["clipwise_output"].sum().backward()
     assert model.conv_block1.conv1.weight.grad is not None
     assert model.spectrogram_extractor.stft.conv_real.weight.grad is None  # frozen frontend (a buffer)
+
+
+def test_channels_last_changes_the_layout_not_the_function(tmp_path: Path) -> None:
+    """CnnMini16k keeps its convolutions channels-last (a CPU speed-up); a copy of the same weights in the contiguous
+    layout computes the same outputs, training step included, and a saved and reloaded checkpoint keeps the layout."""
+    torch.manual_seed(0)
+    model = CnnMini16k(classes_num=3, spec_augment=False)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)  # a single-channel kernel is both
+    assert all(m.weight.is_contiguous() for m in Cnn14(classes_num=3).modules() if isinstance(m, torch.nn.Conv2d))
+    plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    x = torch.randn(2, 16000)
+    for net in (model, plain):
+        net.eval()
+    assert torch.allclose(model(x)["clipwise_output"], plain(x)["clipwise_output"], atol=1e-5)
+    for net in (model, plain):
+        net.train()
+        torch.manual_seed(1)
+        net(x)["clipwise_output"].sum().backward()
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-3), name
+    loaded = load_pann(save_pann_checkpoint(model, tmp_path / "mini.pth", iteration=1))
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               for m in loaded.modules() if isinstance(m, torch.nn.Conv2d))

@@ -248,6 +248,8 @@ class FixMatchExperiment(Experiment):
 
     name = EXPERIMENT
     arms = ARMS
+    #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums)
+    version = 2
 
     def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None, eval_batch_size: int = 64,
                  **kwargs: Any) -> None:

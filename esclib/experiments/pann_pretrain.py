@@ -45,6 +45,8 @@ class PannPretraining(Experiment):
 
     name = EXPERIMENT
     arms = tuple(ARCHITECTURES)
+    #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums)
+    version = 2
     artifacts = (CHECKPOINT,)
 
     def __init__(self, corpus: ClipSet, **kwargs: Any) -> None:

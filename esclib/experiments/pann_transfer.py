@@ -54,6 +54,7 @@ from esclib.experiments.pann_pretrain import MINI, resolve_checkpoint
 from esclib.losses import soft_cross_entropy
 from esclib.metrics import classification_metrics
 from esclib.models.panns import PannModel, load_pann
+from esclib.models.panns.base import SPEC_AUGMENT_ARGS
 from esclib.models.panns.wavegram import Wavegram_Logmel_Cnn14
 from esclib.models.transfer import FROZEN, STRATEGIES, TransferModel, frontend_logmel
 from esclib.results.studies import study_table
@@ -153,6 +154,8 @@ class TransferExperiment(Experiment):
 
     name = EXPERIMENT
     arms = STRATEGIES
+    #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums)
+    version = 2
 
     def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None,
                  sample_rate: int | None = None, **kwargs: Any) -> None:
@@ -555,6 +558,13 @@ def top_tags(model: PannModel, wave: np.ndarray, top: int = 5) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ what the run shows
+def specaugment_coverage(experiment: TransferExperiment, seconds: float) -> float:
+    """The largest share of a ``seconds`` crop's frames the authors' SpecAugment time stripes can mask together (two
+    of up to 64 frames: 13 % of a 10-s clip at 32 kHz, 64 % of the quick profile's 2-s crops at 16 kHz)."""
+    width, stripes = SPEC_AUGMENT_ARGS[:2]
+    return min(1.0, width * stripes / experiment.frames(seconds))
+
+
 def recipe_table(recipe: TransferRecipe) -> pd.DataFrame:
     """The run's recipe, field by field, beside the authors' transfer recipe where they have one."""
     theirs = {**AUTHORS_RECIPE, "selection": "last", "clip_seconds": 5.0}
