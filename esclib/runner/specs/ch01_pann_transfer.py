@@ -119,8 +119,9 @@ SPEC = ChapterSpec(
         "few_shot_folds": Param("test folds of the few-shot runs", "1-3", "all", parse=parse_folds, scope="grid"),
         "selection_per_class": Param("labelled clips per class of the table comparing the three selections", 2, 2,
                                      check=integer(1, 10000), scope="grid"),
-        "selection_strategies": Param("strategies of the table comparing the three selections",
-                                      "fine-tune,freeze_l1", ",".join(STRATEGIES), parse=parse_names(STRATEGIES),
+        "selection_strategies": Param("strategies of the table comparing the three selections (quick: the two "
+                                      "frozen ones, which train on cached embeddings in a second each)",
+                                      "freeze_l1,freeze_l3", ",".join(STRATEGIES), parse=parse_names(STRATEGIES),
                                       scope="grid"),
         "embedding_map": Param("2-D map of the frozen embeddings", "tsne", "tsne", choices=("tsne", "pca"),
                                scope="view"),
