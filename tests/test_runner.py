@@ -229,3 +229,18 @@ def test_remote_assets_are_found(tmp_path):
         '<link rel="stylesheet" href="//fonts.example.org/f.css"><a href="https://example.org">link</a>'
         '<link rel="canonical" href="https://example.org/page.html">')
     assert remote_assets(tmp_path) == {"page.html": ["//fonts.example.org/f.css", "https://cdn.example.org/x.js"]}
+
+
+def test_a_cell_past_its_time_limit_fails_the_run_instead_of_hanging(project, monkeypatch):
+    from esclib.runner.execute import CELL_TIMEOUT_ENV, cell_timeout, execute
+
+    assert cell_timeout("paper") is None and cell_timeout("quick") > cell_timeout("paper", smoke=True) > 0
+    monkeypatch.setenv(CELL_TIMEOUT_ENV, "2")
+    assert cell_timeout("paper") == 2
+    execution = execute(NOTEBOOKS / "sleeps.ipynb", project / "book/chapters/sleeps.ipynb", {}, root=project,
+                        progress=False)
+    assert not execution.ok and execution.seconds < 30
+    assert "time.sleep(seconds)" in execution.error and CELL_TIMEOUT_ENV in execution.error
+    monkeypatch.setenv(CELL_TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=CELL_TIMEOUT_ENV):
+        cell_timeout("quick")

@@ -37,6 +37,13 @@ RUN_INFO_TAG = "esc-run-info"
 #: where executed copies go, relative to the repository root
 CHAPTERS_DIR = Path("book") / "chapters"
 
+#: seconds one cell may run before the run fails (``0``: no limit); unset, :data:`CELL_TIMEOUTS` applies
+CELL_TIMEOUT_ENV = "ESC_CELL_TIMEOUT"
+#: the default limit per cell: a smoke run's cells take seconds to minutes and a quick chapter's longest cell (the
+#: mini-AudioSet pre-training) about 15 minutes on 2 cores, so a cell that runs far longer has hung; paper cells
+#: train for hours, so they have none
+CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 900, "quick": 2400, "paper": None}
+
 
 class ThisPythonKernelManager(AsyncKernelManager):
     """Starts ipykernel from the interpreter running ``esc``, whatever kernelspecs the user has installed.
@@ -191,10 +198,29 @@ def _kernel_environment(commit: str, results_log: Path, force: bool) -> Iterator
                 os.environ[key] = value
 
 
+def cell_timeout(profile: str, smoke: bool = False) -> int | None:
+    """Seconds one cell of a run may take (None: no limit): ``$ESC_CELL_TIMEOUT`` when set, else
+    :data:`CELL_TIMEOUTS` of the smoke run or of ``profile``."""
+    given = os.environ.get(CELL_TIMEOUT_ENV, "").strip()
+    if not given:
+        return CELL_TIMEOUTS["smoke" if smoke else profile]
+    try:
+        seconds = int(given)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise ValueError(f"${CELL_TIMEOUT_ENV} must be a whole number of seconds >= 0 (0: no limit), got {given!r}")
+    return seconds or None
+
+
 def describe_failure(err: BaseException) -> str:
     """The failing cell and its error, as plain text."""
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError, strip_color
 
+    if isinstance(err, CellTimeoutError):
+        return (f"{type(err).__name__}: {err}\n(the per-cell limit: set ${CELL_TIMEOUT_ENV} to more seconds, or 0 "
+                "for none, when a cell is meant to run this long)")
     if isinstance(err, PapermillExecutionError):
         return (f"cell {err.cell_index} (In [{err.exec_count}]) failed:\n{err.source}\n\n"
                 f"{strip_color(chr(10).join(err.traceback))}")
@@ -267,10 +293,12 @@ def _execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profi
     log, commit = Path(log_name), git_commit(root)
     start = time.monotonic()
     try:
+        timeout = cell_timeout(profile, smoke)
         with _kernel_environment(commit, log, force):
             papermill.execute_notebook(
                 str(source), str(running), parameters=parameters, kernel_name="python3", cwd=str(root),
                 progress_bar=progress, kernel_manager_class=ThisPythonKernelManager, shutdown_kernel="immediate",
+                execution_timeout=timeout,
             )
     except Exception as err:  # noqa: BLE001 - any failure (cell error, dead kernel) keeps the copy out of the book
         failed.parent.mkdir(parents=True, exist_ok=True)
