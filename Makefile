@@ -15,7 +15,7 @@ INSTALLED := $(VENV)/.esc-installed
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[book,dev]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir -c constraints.txt -e '.[book,dev]'
 	touch $@
 
 setup: $(INSTALLED)

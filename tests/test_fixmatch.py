@@ -365,6 +365,27 @@ def test_rocling_views_drop_the_stripes_of_table_1():
     assert widths["strong"][2] > 2 * widths["weak"][2]  # the strong view hides far more of the spectrogram
 
 
+def _time_widths(view):
+    from esclib.augment.specaugment import SpecAugment
+
+    return [op.time_drop_width for op in view.spec if isinstance(op, SpecAugment)]
+
+
+def test_views_scaled_to_a_quarter_mask_a_crop_as_the_studys_mask_a_clip():
+    from esclib.experiments.fixmatch import policy_views
+
+    weak, strong = policy_views("rocling", 0.25)
+    assert _time_widths(weak) == [8] and _time_widths(strong) == [16]
+    assert [op.freq_drop_width for op in strong.spec] == [35]  # the mel bins are the study's: unscaled
+    torch.manual_seed(0)
+    crop, clip = torch.ones(300, 1, 100, 64), torch.ones(300, 1, 400, 64)
+    study = policy_views("rocling")[1]
+    share = {name: (view.on_logmel(x)[:, 0] == 0).all(dim=2).float().mean().item()
+             for name, view, x in (("crop", strong, crop), ("clip", study, clip))}
+    assert share["crop"] == pytest.approx(share["clip"], abs=0.03)  # the same share of time masked
+    assert policy_views("rocling", 1.0)[0].spec[0].time_drop_width == 32
+
+
 def test_sslh_views_act_on_the_waveform_and_the_strong_one_hides_more():
     from esclib.experiments.fixmatch import policy_views
 
@@ -375,6 +396,20 @@ def test_sslh_views_act_on_the_waveform_and_the_strong_one_hides_more():
     hidden = {name: (view.wave(wave) == 0).float().mean().item() for name, view in (("weak", weak),
                                                                                  ("strong", strong))}
     assert 0 < hidden["weak"] < hidden["strong"]
+
+
+def test_the_runs_views_shrink_with_the_crop_only_under_views_to_crop(experiment):
+    half = experiment.frames(CLIP / RATE / 2) / experiment.frames()
+    for recipe, scale in ((_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=True), half),
+                          (_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=False), 1.0),
+                          (_recipe(crop_seconds=None, views_to_crop=True), 1.0)):
+        assert experiment.view_time_scale(recipe) == pytest.approx(scale)
+        split = experiment.split(1, recipe)
+        step = experiment.step("fixmatch-pann", split, recipe)
+        assert _time_widths(step.weak) == [max(2, round(32 * scale))]
+        assert _time_widths(step.strong) == [max(2, round(64 * scale))]
+    shown = experiment.views_of(np.ones(CLIP, np.float32), _recipe(crop_seconds=CLIP / RATE / 2), seed=0)
+    assert shown["weak"].shape[0] == experiment.frames(CLIP / RATE / 2)  # the figure shows what training sees
 
 
 def test_a_run_trains_records_its_diagnostics_and_is_reused(experiment, monkeypatch):
@@ -589,6 +624,7 @@ def chapter_runs():
 
 def test_the_chapter_numbers_are_the_paired_differences_of_its_runs(chapter_runs):
     from esclib.experiments import fixmatch as fm
+    from esclib.results.summary import Results
 
     numbers = fm.chapter_numbers(chapter_runs, _recipe(labelled_fraction=0.1, epochs=2, steps_per_epoch=10,
                                                        batch_size=8, mu=1))
@@ -600,6 +636,11 @@ def test_the_chapter_numbers_are_the_paired_differences_of_its_runs(chapter_runs
     assert numbers["passes"] == pytest.approx(-0.02) and numbers["passes_verdict"].startswith("below zero")
     assert numbers["gain_last"] == pytest.approx((0.15 + 0.11 + 0.02) / 3)
     assert numbers["gain_budgeted"] == pytest.approx(numbers["gain"] + 0.01)
+    assert f"{numbers['gain_budgeted']:+.3f}" in numbers["budgeted_sentence"]
+    assert f"{numbers['acc_sup_budgeted']:.3f}" in numbers["budgeted_sentence"]
+    without = fm.chapter_numbers(Results(r for r in chapter_runs if "budgeted" not in r.get("label", "")),
+                                 _recipe(labelled_fraction=0.1))
+    assert "did not run" in without["budgeted_sentence"] and "nan" not in without["budgeted_sentence"]
     assert numbers["mask_rate_fm"] == 0.5 and numbers["mask_rate_fm_other"] == 0.3
     assert numbers["strong_views"] == pytest.approx(2 * 10 * 8 / 400)
     assert numbers["n_val"] == 57 and numbers["n_labelled"] == 45 and numbers["runs"] == 18

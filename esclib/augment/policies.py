@@ -116,3 +116,18 @@ def get_policy(name: str, *, generator: torch.Generator | None = None, sample_ra
         raise ValueError(f"unknown augmentation policy {name!r}; expected one of {POLICY_NAMES}")
     waveform, spectrogram = _POLICIES[name](generator, sample_rate)
     return Policy(name, waveform, spectrogram)
+
+
+def scale_time(policy: Policy, factor: float) -> Policy:
+    """``policy`` with the time widths of its SpecAugment stripes multiplied by ``factor`` (rounded, at least 2: a
+    stripe of up to one frame), so that on a crop ``factor`` times as long as the clips a policy was written for,
+    its stripes mask the same share of time; the other operations are the policy's own (shared, not copied).
+    ``factor`` 1 returns ``policy`` itself."""
+    if factor <= 0:
+        raise ValueError(f"scale_time: factor must be > 0, got {factor}")
+    if factor == 1:
+        return policy
+    spectrogram = [SpecAugment(max(2, round(op.time_drop_width * factor)), op.time_stripes_num, op.freq_drop_width,
+                               op.freq_stripes_num, generator=op.generator) if isinstance(op, SpecAugment) else op
+                   for op in policy.spectrogram]
+    return Policy(policy.name, list(policy.waveform), spectrogram)

@@ -89,7 +89,9 @@ class FixMatchRecipe(Recipe):
     ``sgd``, ``ranger``) with ``lr``; ``mixup`` of the labelled batch with α = ``mixup_alpha``; ``policies``:
     ``rocling`` (study 000's SpecAugment, Table 1) or ``sslh`` (Cancès et al.'s waveform + cut-out views);
     ``crop_seconds`` of audio per clip: a random crop in training, the centre crop in evaluation (None: whole clips;
-    the PANN pools over time, so training and evaluation see clips of one length). ``passes``: FixMatch's pass
+    the PANN pools over time, so training and evaluation see clips of one length); with ``views_to_crop`` the
+    SpecAugment stripes' time widths shrink with the crop (crop / clip length), so that they mask the share of a crop
+    that the study's stripes mask of a whole clip. ``passes``: FixMatch's pass
     structure (``joint``: Sohn et al.'s reference; ``separate``); ``selection``: how the tested model is picked
     (:data:`esclib.data.splits.SELECTIONS`).
     """
@@ -107,6 +109,7 @@ class FixMatchRecipe(Recipe):
     accumulate: int
     policies: str
     crop_seconds: float | None
+    views_to_crop: bool
     passes: str
     selection: str
 
@@ -202,18 +205,19 @@ def check_arm(arm: str) -> str:
     return arm
 
 
-def policy_views(policies: str) -> tuple[View, View]:
+def policy_views(policies: str, time_scale: float = 1.0) -> tuple[View, View]:
     """The weak and the strong :class:`~esclib.train.fixmatch.View` of ``policies`` (``rocling`` / ``sslh``): each
     named policy's waveform part acts before the PANN's frontend, its spectrogram part on the log-mel after ``bn0``
-    (where the PANN code applies SpecAugment). SSLH's cut-out fills with -80, a dB value in SSLH; after ``bn0`` it
+    (where the PANN code applies SpecAugment), its SpecAugment time widths times ``time_scale``
+    (:func:`esclib.augment.policies.scale_time`). SSLH's cut-out fills with -80, a dB value in SSLH; after ``bn0`` it
     is far below the normalised range, i.e. a strong occlusion."""
-    from esclib.augment.policies import get_policy
+    from esclib.augment.policies import get_policy, scale_time
 
     if policies not in POLICIES:
         raise ValueError(f"unknown policies {policies!r}; expected one of {POLICIES}")
     views = []
     for strength in ("weak", "strong"):
-        policy = get_policy(f"{policies}_{strength}")
+        policy = scale_time(get_policy(f"{policies}_{strength}"), time_scale)
         views.append(View(wave=policy.waveform if len(policy.waveform) else None,
                           spec=policy.spectrogram if len(policy.spectrogram) else None))
     return views[0], views[1]
@@ -383,9 +387,16 @@ class FixMatchExperiment(Experiment):
         model.base.spec_augment = False
         return model
 
+    def view_time_scale(self, recipe: FixMatchRecipe) -> float:
+        """The factor on the views' SpecAugment time widths: a crop's frames over a whole clip's under
+        ``views_to_crop`` with crops, else 1."""
+        if not (recipe.views_to_crop and recipe.crop_seconds):
+            return 1.0
+        return min(1.0, self.frames(recipe.crop_seconds) / self.frames())
+
     def step(self, arm: str, split: Split, recipe: FixMatchRecipe) -> LabelledStep:
         """``fit``'s step for ``arm`` (FixMatch with the hidden labels for its diagnostics, or the labelled half)."""
-        weak, strong = policy_views(recipe.policies)
+        weak, strong = policy_views(recipe.policies, self.view_time_scale(recipe))
         alpha, inputs = MIXUP_ALPHA if recipe.mixup else None, input_kind(recipe.policies)
         if arm.startswith("fixmatch"):
             return FixMatchStep(weak, strong, self.clips.num_classes, threshold=recipe.threshold,
@@ -394,15 +405,21 @@ class FixMatchExperiment(Experiment):
         return LabelledStep(weak, self.clips.num_classes, mixup_alpha=alpha, inputs=inputs)
 
     @torch.no_grad()
-    def views_of(self, wave: np.ndarray, policies: str, seed: int = 0) -> dict[str, np.ndarray]:
-        """The pretrained PANN's log-mel (after ``bn0``, eval statistics) of one waveform: as it is, and through the
-        weak and the strong view of ``policies``; each ``(frames, mel_bins)``."""
+    def views_of(self, wave: np.ndarray, recipe: FixMatchRecipe, seed: int = 0) -> dict[str, np.ndarray]:
+        """The pretrained PANN's log-mel (after ``bn0``, eval statistics) of what training sees of one waveform
+        (its centre crop of ``recipe.crop_seconds``): as it is, and through the weak and the strong view of
+        ``recipe`` (:meth:`view_time_scale` included); each ``(frames, mel_bins)``."""
         from esclib.models.panns import load_pann
 
         base = load_pann(self.checkpoint, self.arch, progress=False).eval()
-        weak, strong = policy_views(policies)
+        weak, strong = policy_views(recipe.policies, self.view_time_scale(recipe))
         torch.manual_seed(seed)
-        x = torch.tensor(np.asarray(wave, dtype=np.float32))[None]
+        wave = np.asarray(wave, dtype=np.float32)
+        if recipe.crop_seconds:
+            length = round(recipe.crop_seconds * self.sample_rate)
+            start = max(0, (len(wave) - length) // 2)
+            wave = wave[start:start + length]
+        x = torch.tensor(wave)[None]
         shown = {"original": base.logmel(x), "weak": weak.of(base.logmel, x), "strong": strong.of(base.logmel, x)}
         return {name: value[0, 0].numpy() for name, value in shown.items()}
 
@@ -737,7 +754,7 @@ def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds
                   f"16 kHz, 64-bin log-mel, {recipe.crop_seconds or 'whole'}"
                   f"{' s crops (random in training, centred in evaluation)' if recipe.crop_seconds else ' clips'}"),
         "views": ("SpecAugment, Table 1: weak 1 x 8 bins + 1 x 32 frames; strong 2 x 35 bins + 2 x 64 frames",
-                  f"policies {recipe.policies!r}"),
+                  f"policies {recipe.policies!r}{_view_widths(experiment, recipe)}"),
         "FixMatch": ("μ = 7, τ = 0.95 (0.75 better, Table 3), λ_u not stated ('0.5' near eqs. 4-5)",
                      f"μ = {recipe.mu}, τ = {recipe.threshold}, λ_u = {recipe.lambda_u}, {recipe.passes} passes"),
         "optimisation": ("Adam, lr 5e-4, batch 32 (16 + gradient accumulation for FixMatch), cosine over 35 epochs",
@@ -748,6 +765,20 @@ def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds
         "metrics": ("accuracy, AUC-ROC", "accuracy, macro one-vs-rest AUC-ROC"),
     }
     return pd.DataFrame(rows, index=["study 000 (ROCLING 2021)", "this run"]).T
+
+
+def _view_widths(experiment: FixMatchExperiment, recipe: FixMatchRecipe) -> str:
+    """The widths of the views' SpecAugment stripes as run, e.g. ``"; weak 1 x 8 bins + 1 x 8 frames; ..."``."""
+    from esclib.augment.specaugment import SpecAugment
+
+    parts = []
+    for strength, view in zip(("weak", "strong"), policy_views(recipe.policies, experiment.view_time_scale(recipe))):
+        for op in view.spec or ():
+            if isinstance(op, SpecAugment):
+                parts.append(f"{strength} {op.freq_stripes_num} x {op.freq_drop_width} bins + "
+                             f"{op.time_stripes_num} x {op.time_drop_width} frames")
+    scaled = " (time widths scaled to the crop)" if experiment.view_time_scale(recipe) < 1 else ""
+    return f"; {'; '.join(parts)}{scaled}" if parts else ""
 
 
 def _metric(results: Results, label: str, metric: str = "accuracy") -> pd.Series:
@@ -800,7 +831,8 @@ def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
     """The numbers chapter 02's prose quotes (glued with myst-nb), from its runs; NaN (or "not run") for what the
     chosen arms did not run. Keys: ``acc_<arm>`` / ``auc_<arm>`` (mean over folds) for ``sup`` (supervised-pann
     with the labelled fraction), ``fm`` (fixmatch-pann), ``full`` (supervised-pann, every label), ``fm_other``
-    (FixMatch with the other pass structure), ``sup_budgeted`` / ``fm_budgeted``; ``gain_*`` paired differences
+    (FixMatch with the other pass structure), ``sup_budgeted`` / ``fm_budgeted`` (and ``budgeted_sentence``, which says
+    what they gave or that they did not run); ``gain_*`` paired differences
     with ``*_low`` / ``*_high`` / ``*_verdict`` / ``*_higher`` (folds); mask rates and pseudo-label accuracies;
     label counts; training seconds.
 
@@ -834,6 +866,11 @@ def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
         else:
             numbers |= {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan"),
                         f"{name}_higher": 0, f"{name}_folds": 0, f"{name}_verdict": "not run"}
+    numbers["budgeted_sentence"] = (
+        f"When the selection labels come out of the budget, supervised reaches {numbers['acc_sup_budgeted']:.3f} and "
+        f"FixMatch {numbers['acc_fm_budgeted']:.3f}; paired, FixMatch − supervised is "
+        f"{numbers['gain_budgeted']:+.3f} ({numbers['gain_budgeted_verdict']})." if numbers["gain_budgeted_folds"] else
+        "The budgeted rule did not run here (parameter `selections`; the `paper` profile runs it).")
     for key, label in (("fm", labels["fm"]), ("fm_other", labels["fm_other"])):
         for metric in ("final_mask_rate", "final_pseudo_acc_masked", "final_pseudo_acc"):
             values = _metric(results, label, metric)

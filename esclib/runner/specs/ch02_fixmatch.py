@@ -64,7 +64,7 @@ SPEC = ChapterSpec(
         "labelled_fraction": Param("labelled share of the training folds (class-balanced)", 0.1, 0.1,
                                    check=_fraction()),
         "epochs": Param("epochs of cosine annealing", 5, 35, check=integer(1, 10000)),
-        "steps_per_epoch": Param("optimiser steps per epoch; None: one pass over the unlabelled clips", 40, None,
+        "steps_per_epoch": Param("optimiser steps per epoch; None: one pass over the unlabelled clips", 100, None,
                                  check=integer(1, 1_000_000)),
         "batch_size": Param("labelled clips per optimiser step (twice as many loaded with mixup)", 8, 32,
                             check=integer(1, 4096)),
@@ -83,6 +83,9 @@ SPEC = ChapterSpec(
                           "al.'s waveform occlusion + speed + cut-out)", "rocling", "rocling", choices=POLICIES),
         "crop_seconds": Param("seconds of audio per clip: a random crop in training, the centre crop in "
                               "evaluation (None: whole clips)", 1.0, None, check=in_range(0.25, 60)),
+        "views_to_crop": Param("scale the SpecAugment stripes' time widths to the crop (crop / clip length), so that "
+                               "they mask the share of a crop the study's stripes mask of a 4-s clip (no effect on "
+                               "whole clips)", True, True, choices=(True, False)),
         "passes": Param("FixMatch's pass structure: 'joint' (Sohn et al.'s reference: labelled, weak and strong views "
                         "in one forward pass, pseudo-labels from its weak part) or 'separate' (the weak views in a "
                         "pass of their own)", "joint", "joint", choices=PASSES),
@@ -94,8 +97,9 @@ SPEC = ChapterSpec(
                                 "rate and pseudo-label accuracy under both)", True, True, choices=(True, False),
                                 scope="grid"),
         "selections": Param("other selection rules to run supervised-pann and fixmatch-pann with (the selection "
-                            "table, beside the final epoch every run also tests; comma-separated, 'none': none)",
-                            "budgeted", "budgeted",
+                            "table, beside the final epoch every run also tests; comma-separated, 'none': none; "
+                            "quick: none, its steps go to the main arms)",
+                            "none", "budgeted",
                             parse=parse_names(SELECTIONS), scope="grid"),
         "ablations": Param("ablations of study 000's Tables 2-4 on fixmatch-pann (comma-separated; 'none': none; "
                            "quick: none, on request)", "none",
