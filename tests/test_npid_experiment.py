@@ -255,6 +255,7 @@ def test_neighbour_agreement_by_hand():
     unit = torch.nn.functional.normalize(emb, dim=1)
     pairs = [float(unit[i] @ unit[j]) for i in range(4) for j in range(4) if i != j]
     assert agreement["mean_cosine"] == pytest.approx(np.mean(pairs))
+    assert npid.neighbour_agreement(_Lookup(), None, clips, embedding=emb.numpy()) == pytest.approx(agreement)
 
 
 def test_instance_recall_counts_clips_nearest_to_their_own_entry():
@@ -263,6 +264,7 @@ def test_instance_recall_counts_clips_nearest_to_their_own_entry():
     model = NPIDModel(_Lookup(), memory)
     own = [(torch.tensor([[1.0, 0.1], [0.1, 1.0], [-1.0, 0.0], [1.0, 0.0]]), torch.zeros(4))]
     assert npid.instance_recall(model, own) == pytest.approx(0.75)
+    assert npid.instance_recall(model, None, embedding=own[0][0].numpy()) == pytest.approx(0.75)  # given, not embedded
     # by cosine: a long bank row (never updated since its random start) must not win on length
     memory = NPIDMemory(2, 2, nce_k=1)
     memory.memory = torch.tensor([[1.0, 0.0], [6.0, 8.0]])

@@ -252,9 +252,10 @@ class NPIDPretraining(_Datasets):
         history = ctx.fit(model, loader, **kwargs)
         torch.save(model.network.state_dict(), ctx.artifact("network.pt"))
         last = history.epochs[-1]
+        embedding, _ = embed(model.network, whole, self.device)  # one pass serves both diagnostics
         metrics: dict[str, Any] = {"n_train": len(train), "loss": last["loss"],
-                                   "instance_recall": instance_recall(model, whole, self.device),
-                                   **neighbour_agreement(model.network, whole, train, self.device),
+                                   "instance_recall": instance_recall(model, whole, embedding=embedding),
+                                   **neighbour_agreement(model.network, whole, train, embedding=embedding),
                                    **{f"{k}_random": v for k, v in random_neighbours.items()}}
         return {**metrics, **knn_metrics(before, last)}
 
@@ -275,10 +276,13 @@ def knn_metrics(before: Sequence[Mapping[str, float]], last: Mapping[str, float]
     return metrics
 
 
-def instance_recall(model: NPIDModel, loader, device: str | torch.device = "cpu") -> float:
+def instance_recall(model: NPIDModel, loader, device: str | torch.device = "cpu", *,
+                    embedding: np.ndarray | None = None) -> float:
     """NPID's own task, measured: the share of training clips (whole, unaugmented, in the memory bank's order)
-    whose embedding is most cosine-similar to their own memory-bank entry (chance: one over the clips)."""
-    embedding, _ = embed(model.network, loader, device)
+    whose embedding is most cosine-similar to their own memory-bank entry (chance: one over the clips).
+    ``embedding``: the network's embedding of ``loader``'s clips when already computed (else computed here)."""
+    if embedding is None:
+        embedding, _ = embed(model.network, loader, device)
     bank = torch.nn.functional.normalize(model.memory.memory.detach().cpu(), dim=1).numpy()
     if len(embedding) != len(bank):
         raise ValueError(f"instance_recall: {len(embedding)} clips, {len(bank)} memory entries; give the training "
@@ -287,13 +291,15 @@ def instance_recall(model: NPIDModel, loader, device: str | torch.device = "cpu"
 
 
 def neighbour_agreement(network: torch.nn.Module, loader, clips: ClipSet,
-                        device: str | torch.device = "cpu") -> dict[str, float]:
+                        device: str | torch.device = "cpu", *, embedding: np.ndarray | None = None) -> dict[str, float]:
     """What a clip's nearest other clip (cosine, in ``network``'s embedding; ``loader`` gives ``clips`` whole and in
     order) shares with it: the class (``nn_same_class``, where both are labelled) and the source recording
     (``nn_same_source``: another take of the same recording). An embedding that separates recordings, rooms and
     backgrounds rather than sound classes has many more of the second than of the first. ``mean_cosine``: the mean
-    cosine between two different clips (near 1: every clip's embedding points the same way, a collapse)."""
-    embedding, _ = embed(network, loader, device)
+    cosine between two different clips (near 1: every clip's embedding points the same way, a collapse).
+    ``embedding``: ``network``'s embedding of ``loader``'s clips when already computed (else computed here)."""
+    if embedding is None:
+        embedding, _ = embed(network, loader, device)
     if len(embedding) != len(clips):
         raise ValueError(f"neighbour_agreement: {len(embedding)} embeddings for {len(clips)} clips")
     unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
