@@ -114,7 +114,7 @@ SPEC = ChapterSpec(
                         parse=parse_counts),
         "knn_temperature": Param("temperature of the kNN vote (None: the NCE temperature, as lemniscate)", None, None,
                                  check=in_range(0, None, closed="neither")),
-        "finetune_epochs": Param("fine-tuning epochs (ESResNet: 300; the study's Fig. 4 shows the first ones)", 4, 300,
+        "finetune_epochs": Param("fine-tuning epochs (ESResNet: 300; the study's Fig. 4 shows the first ones)", 12, 300,
                                  check=integer(1, 10000)),
         "finetune_batch_size": Param("fine-tuning batch size (ESResNet: 16)", 16, 16, check=integer(1, 4096)),
         "finetune_crop_seconds": Param("length of fine-tuning's training crops in s (None: whole clips, as "
