@@ -100,6 +100,20 @@ MUTANTS = [
         'bias = layer.bias.detach().cpu().double()',
         'tests/test_probe.py',
     ),
+    (
+        'FixMatch: the views keep the study\'s frame widths on short crops (views_to_crop ignored)',
+        'esclib/experiments/fixmatch.py',
+        'weak, strong = policy_views(recipe.policies, self.view_time_scale(recipe))\n        alpha, inputs',
+        'weak, strong = policy_views(recipe.policies)\n        alpha, inputs',
+        'tests/test_fixmatch.py',
+    ),
+    (
+        'SpecAugment scaled to a crop: the time widths left as they were',
+        'esclib/augment/policies.py',
+        'spectrogram = [SpecAugment(max(2, round(op.time_drop_width * factor)), op.time_stripes_num, op.freq_drop_width,',
+        'spectrogram = [SpecAugment(op.time_drop_width, op.time_stripes_num, op.freq_drop_width,',
+        'tests/test_fixmatch.py',
+    ),
 ]
 
 
