@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from esclib.data.audio import fix_length
 from esclib.data.cache import cached_features, cached_waveforms
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
@@ -416,9 +417,7 @@ class FixMatchExperiment(Experiment):
         torch.manual_seed(seed)
         wave = np.asarray(wave, dtype=np.float32)
         if recipe.crop_seconds:
-            length = round(recipe.crop_seconds * self.sample_rate)
-            start = max(0, (len(wave) - length) // 2)
-            wave = wave[start:start + length]
+            wave = fix_length(wave, round(recipe.crop_seconds * self.sample_rate))
         x = torch.tensor(wave)[None]
         shown = {"original": base.logmel(x), "weak": weak.of(base.logmel, x), "strong": strong.of(base.logmel, x)}
         return {name: value[0, 0].numpy() for name, value in shown.items()}
@@ -771,13 +770,13 @@ def _view_widths(experiment: FixMatchExperiment, recipe: FixMatchRecipe) -> str:
     """The widths of the views' SpecAugment stripes as run, e.g. ``"; weak 1 x 8 bins + 1 x 8 frames; ..."``."""
     from esclib.augment.specaugment import SpecAugment
 
-    parts = []
-    for strength, view in zip(("weak", "strong"), policy_views(recipe.policies, experiment.view_time_scale(recipe))):
+    parts, scale = [], experiment.view_time_scale(recipe)
+    for strength, view in zip(("weak", "strong"), policy_views(recipe.policies, scale)):
         for op in view.spec or ():
             if isinstance(op, SpecAugment):
                 parts.append(f"{strength} {op.freq_stripes_num} x {op.freq_drop_width} bins + "
                              f"{op.time_stripes_num} x {op.time_drop_width} frames")
-    scaled = " (time widths scaled to the crop)" if experiment.view_time_scale(recipe) < 1 else ""
+    scaled = " (time widths scaled to the crop)" if scale < 1 else ""
     return f"; {'; '.join(parts)}{scaled}" if parts else ""
 
 

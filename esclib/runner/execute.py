@@ -40,7 +40,7 @@ CHAPTERS_DIR = Path("book") / "chapters"
 #: seconds one cell may run before the run fails (``0``: no limit); unset, :data:`CELL_TIMEOUTS` applies
 CELL_TIMEOUT_ENV = "ESC_CELL_TIMEOUT"
 #: the default limit per cell: a smoke run's cells take seconds to minutes and a quick chapter's longest cell (the
-#: mini-AudioSet pre-training) about 15 minutes on 2 cores, so a cell that runs far longer has hung; paper cells
+#: mini-AudioSet pre-training) 6-15 minutes on 2 cores, so a cell that runs far longer has hung; paper cells
 #: train for hours, so they have none
 CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 900, "quick": 2400, "paper": None}
 
