@@ -14,7 +14,7 @@ from esclib.runner import ChapterSpec, Param, expand_folds, in_range, integer, p
 from esclib.runner.spec import parse_counts, parse_names
 from esclib.runner.assets import remote_assets
 from esclib.runner.book import parameters_markdown, toc_chapters
-from esclib.runner.execute import RUN_INFO_TAG, literal, notebook_parameters
+from esclib.runner.execute import KERNEL_TUNABLES, RUN_INFO_TAG, literal, notebook_parameters
 from esclib.runner.specs import get_spec
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
@@ -185,6 +185,15 @@ def test_run_writes_a_post_processed_copy_and_its_results(project):
     shown = "".join(str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
     assert "Parameters (resolved for this profile)" in shown and "esc50" in shown
     assert repr(sys.executable) in shown  # the kernel is the Python running esc
+    assert repr(KERNEL_TUNABLES) in shown  # ... under the allocator settings that spare CPU steps page faults
+
+
+def test_the_kernel_keeps_allocator_settings_the_user_gave(project, monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")
+    assert esc("run", NOTEBOOKS / "demo.ipynb", "--root", project, "--no-progress") == 0
+    nb = nbformat.read(project / "book/chapters/demo.ipynb", as_version=4)
+    shown = "".join(str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
+    assert "'glibc.malloc.arena_max=1'" in shown and KERNEL_TUNABLES not in shown
 
 
 def test_failing_run_is_kept_out_of_the_book(project, capsys):
