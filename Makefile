@@ -20,8 +20,11 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 setup: $(INSTALLED)
 
+# the tests train small models in-process: under the allocator settings the chapters' kernels get
+# (esclib.runner.execute.KERNEL_TUNABLES) unless GLIBC_TUNABLES is set
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	GLIBC_TUNABLES="$${GLIBC_TUNABLES:-$$($(BIN)/python -c 'from esclib.runner.execute import KERNEL_TUNABLES as t; print(t)')}" \
+		$(BIN)/python -m pytest
 
 # every chapter's paper code path at full size on synthetic data in the real layouts, a couple of steps per run
 smoke: $(INSTALLED)
