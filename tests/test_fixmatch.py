@@ -412,6 +412,29 @@ def test_the_runs_views_shrink_with_the_crop_only_under_views_to_crop(experiment
     assert shown["weak"].shape[0] == experiment.frames(CLIP / RATE / 2)  # the figure shows what training sees
 
 
+def test_validation_and_test_read_whole_clips_whatever_the_training_crop(experiment, monkeypatch):
+    from esclib.experiments import fixmatch as fm
+
+    frames = {"val": set(), "test": set(), "train": set()}
+
+    def spy(role, real):
+        def wrapped(model, loader, *args, **kwargs):
+            frames[role] |= {batch[0].shape[-1] for batch in loader}
+            return real(model, loader, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(fm, "evaluate", spy("val", fm.evaluate))
+    monkeypatch.setattr(fm, "predict", spy("test", fm.predict))
+    crop = 0.8 * CLIP / RATE  # 21 of a clip's 26 frames (the mini PANN needs at least 16)
+    recipe = _recipe(labelled_fraction=0.5, epochs=1, steps_per_epoch=1, batch_size=2, mu=2, crop_seconds=crop)
+    split = experiment.split(1, recipe)
+    assert "val" in split.parts  # the paper recipe selects on the validation fold
+    frames["train"] = {batch[0].shape[-1] for batch in experiment.train_loader("supervised-pann", split, recipe)}
+    experiment.run("supervised-pann", recipe, split)
+    assert frames["train"] == {experiment.frames(crop)} != {experiment.frames()}
+    assert frames["val"] == frames["test"] == {experiment.frames()}  # whole clips, not the training crop
+
+
 def test_a_run_trains_records_its_diagnostics_and_is_reused(experiment, monkeypatch):
     from esclib.experiments import fixmatch as fm
 

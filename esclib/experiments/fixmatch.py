@@ -89,8 +89,9 @@ class FixMatchRecipe(Recipe):
     network). ``threshold`` τ and ``lambda_u`` λ_u of the FixMatch loss; ``optimizer`` (``adam``, ``adamw``,
     ``sgd``, ``ranger``) with ``lr``; ``mixup`` of the labelled batch with α = ``mixup_alpha``; ``policies``:
     ``rocling`` (study 000's SpecAugment, Table 1) or ``sslh`` (Cancès et al.'s waveform + cut-out views);
-    ``crop_seconds`` of audio per clip: a random crop in training, the centre crop in evaluation (None: whole clips;
-    the PANN pools over time, so training and evaluation see clips of one length); with ``views_to_crop`` the
+    ``crop_seconds`` of audio per clip in training, a random crop (None: whole clips); validation and test read whole
+    clips (the PANN pools over time, so a model trained on crops classifies a clip of any length; an event outside a
+    centre crop would otherwise be unseen, as in chapter 01's tests); with ``views_to_crop`` the
     SpecAugment stripes' time widths shrink with the crop (crop / clip length), so that they mask the share of a crop
     that the study's stripes mask of a whole clip. ``passes``: FixMatch's pass
     structure (``joint``: Sohn et al.'s reference; ``separate``); ``selection``: how the tested model is picked
@@ -253,8 +254,9 @@ class FixMatchExperiment(Experiment):
 
     name = EXPERIMENT
     arms = ARMS
-    #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums)
-    version = 2
+    #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums); 3: validation and test
+    #: read whole clips (were the training crop's length, centred)
+    version = 3
 
     def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None, eval_batch_size: int = 64,
                  **kwargs: Any) -> None:
@@ -377,6 +379,11 @@ class FixMatchExperiment(Experiment):
         natural = len(unlabelled) if unlabelled is not None else len(labelled)
         return CycledLoader(labelled, (recipe.steps_per_epoch or natural // recipe.accumulate) * recipe.accumulate)
 
+    def eval_loader(self, part: ClipSet, recipe: FixMatchRecipe) -> torch.utils.data.DataLoader:
+        """Batches of ``part``'s whole clips in order, for validation and test, whatever ``recipe.crop_seconds``
+        training reads."""
+        return self._loader(part, inputs=input_kind(recipe.policies), train=False, batch_size=self.eval_batch_size)
+
     # ------------------------------------------------------------------------------------------------ runs
     def model(self, arm: str) -> TransferModel:
         """The arm's classifier: the checkpoint's PANN with a new linear head, fine-tuned whole (``-pann``) or
@@ -426,10 +433,8 @@ class FixMatchExperiment(Experiment):
         model = self.model(arm)
         optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr)
         inputs = input_kind(recipe.policies)
-        evaluation = {"inputs": inputs, "train": False, "batch_size": self.eval_batch_size,
-                      "crop_seconds": recipe.crop_seconds}
         val = split.parts.get("val")
-        val_loader = None if val is None else self._loader(val, **evaluation)
+        val_loader = None if val is None else self.eval_loader(val, recipe)
         history = ctx.fit(model, self.train_loader(arm, split, recipe, seed=ctx.seed), epochs=recipe.epochs,
                           optimizer=optimizer, step_fn=self.step(arm, split, recipe), val_loader=val_loader,
                           val_fn=lambda net, loader, device: evaluate(Classifier(net, inputs), loader, device),
@@ -438,7 +443,7 @@ class FixMatchExperiment(Experiment):
         for record in ctx.histories[-1].epochs:
             if "mask_rate" in record:
                 record.update(epoch_diagnostics(record))
-        test_loader = self._loader(split.test, **evaluation)
+        test_loader = self.eval_loader(split.test, recipe)
         selected = self.test_metrics(Classifier(model, inputs), test_loader)
         if val is None:
             chosen, last = {"best_epoch": recipe.epochs}, selected
@@ -751,7 +756,7 @@ def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds
                   f"{experiment.arch} ({experiment.source}), fine-tuned whole with a new head"),
         "input": ("16 kHz, 64-bin log-mel, whole clips",
                   f"16 kHz, 64-bin log-mel, {recipe.crop_seconds or 'whole'}"
-                  f"{' s crops (random in training, centred in evaluation)' if recipe.crop_seconds else ' clips'}"),
+                  f"{' s random crops in training, whole clips in evaluation' if recipe.crop_seconds else ' clips'}"),
         "views": ("SpecAugment, Table 1: weak 1 x 8 bins + 1 x 32 frames; strong 2 x 35 bins + 2 x 64 frames",
                   f"policies {recipe.policies!r}{_view_widths(experiment, recipe)}"),
         "FixMatch": ("μ = 7, τ = 0.95 (0.75 better, Table 3), λ_u not stated ('0.5' near eqs. 4-5)",

@@ -114,6 +114,13 @@ MUTANTS = [
         'spectrogram = [SpecAugment(op.time_drop_width, op.time_stripes_num, op.freq_drop_width,',
         'tests/test_fixmatch.py',
     ),
+    (
+        'FixMatch: validation and test read the training crop instead of whole clips',
+        'esclib/experiments/fixmatch.py',
+        'train=False, batch_size=self.eval_batch_size)',
+        'train=False, batch_size=self.eval_batch_size,\n                            crop_seconds=recipe.crop_seconds)',
+        'tests/test_fixmatch.py',
+    ),
 ]
 
 

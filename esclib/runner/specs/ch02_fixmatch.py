@@ -81,8 +81,8 @@ SPEC = ChapterSpec(
                             1, 1, check=integer(1, 64)),
         "policies": Param("weak/strong views: 'rocling' (SpecAugment, study 000 Table 1) or 'sslh' (Cancès et "
                           "al.'s waveform occlusion + speed + cut-out)", "rocling", "rocling", choices=POLICIES),
-        "crop_seconds": Param("seconds of audio per clip: a random crop in training, the centre crop in "
-                              "evaluation (None: whole clips)", 1.0, None, check=in_range(0.25, 60)),
+        "crop_seconds": Param("seconds of audio per training clip, a random crop (None: whole clips); "
+                              "validation and test read whole clips", 1.0, None, check=in_range(0.25, 60)),
         "views_to_crop": Param("scale the SpecAugment stripes' time widths to the crop (crop / clip length), so that "
                                "they mask the share of a crop the study's stripes mask of a 4-s clip (no effect on "
                                "whole clips)", True, True, choices=(True, False)),
