@@ -8,7 +8,9 @@ UrbanSound8K, whether the highest-scoring *sound type* among the mini-AudioSet's
 clip's class (:mod:`esclib.data.synth.ontology`), and the top three tags of one clip per class.
 
     python benchmarks/bench_pann_pretrain.py [--threads 2] [--epochs N] [--steps-per-epoch N] [--lr X]
-        [--mixup ALPHA] [--authors-dropout]
+        [--mixup ALPHA] [--authors-dropout] [--hop SAMPLES]
+
+``--hop 160`` runs the mini model on ``Cnn14_16k``'s own 10-ms hop (its frontend before it took a 20-ms one).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from esclib.data.registry import load
 from esclib.data.sources import dataset_root, load_dataset
 from esclib.data.synth.classes import CATALOGUE, SOUND_TYPES
 from esclib.models.panns import CnnMini16k, load_pann
+from esclib.models.panns.frontend import FRONTEND_MINI
 from esclib.train.pann_pretrain import MINI_CONFIG, pretrain
 
 
@@ -57,16 +60,19 @@ def main() -> None:
     parser.add_argument("--mixup", type=float, default=MINI_CONFIG.mixup_alpha)
     parser.add_argument("--authors-dropout", action="store_true",
                         help="the authors' dropout (0.2 after each block, 0.5 before fc1) instead of the mini's")
+    parser.add_argument("--hop", type=int, default=FRONTEND_MINI.hop_size,
+                        help="the frontend's hop in samples at 16 kHz (the mini's: 320; Cnn14_16k's: 160)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.authors_dropout:
         CnnMini16k.block_dropout, CnnMini16k.pre_fc_dropout = 0.2, 0.5
+    CnnMini16k.default_frontend = replace(FRONTEND_MINI, hop_size=args.hop)
     config = replace(MINI_CONFIG, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr,
                      mixup_alpha=args.mixup, seed=args.seed)
     corpus = load("audioset-mini", dataset_root("audioset-mini", "quick", seed=args.seed))
     cached_waveforms(corpus, 16000, float((corpus.table["end"] - corpus.table["start"]).max()), progress=False)
-    print(f"threads={args.threads} {config}")
+    print(f"threads={args.threads} {config}; frontend {CnnMini16k.default_frontend}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mini.pth"
         wall, cpu = time.perf_counter(), time.process_time()

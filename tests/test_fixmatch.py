@@ -266,7 +266,7 @@ def test_paired_loader_cycles_the_labelled_loader_over_one_unlabelled_pass():
 
 
 # ---------------------------------------------------------------------------------------------------- the experiment
-RATE, CLIP = 16000, 4000  # 0.25-s clips at the mini PANN's rate
+RATE, CLIP = 16000, 8000  # 0.5-s clips at the mini PANN's rate: 26 of its 20-ms frames
 
 
 def _recipe(**changes):
@@ -398,11 +398,23 @@ def test_sslh_views_act_on_the_waveform_and_the_strong_one_hides_more():
     assert 0 < hidden["weak"] < hidden["strong"]
 
 
+def test_the_study_widths_keep_their_seconds_on_any_frontends_hop():
+    from types import SimpleNamespace
+
+    from esclib.experiments.fixmatch import FixMatchExperiment
+    from esclib.models.panns.frontend import FRONTEND_16K, FRONTEND_32K, FRONTEND_MINI
+
+    for frontend, scale in ((FRONTEND_16K, 1.0), (FRONTEND_32K, 1.0), (FRONTEND_MINI, 0.5)):
+        stub = SimpleNamespace(sample_rate=frontend.sample_rate, pretrained=SimpleNamespace(frontend=frontend))
+        assert FixMatchExperiment.view_time_scale(stub, _recipe(crop_seconds=None)) == scale  # exactly: 1 is no scaling
+
+
 def test_the_runs_views_shrink_with_the_crop_only_under_views_to_crop(experiment):
+    rate = 0.5  # the mini PANN's 20-ms frames: the study's 10-ms widths in half as many frames
     half = experiment.frames(CLIP / RATE / 2) / experiment.frames()
-    for recipe, scale in ((_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=True), half),
-                          (_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=False), 1.0),
-                          (_recipe(crop_seconds=None, views_to_crop=True), 1.0)):
+    for recipe, scale in ((_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=True), rate * half),
+                          (_recipe(crop_seconds=CLIP / RATE / 2, views_to_crop=False), rate),
+                          (_recipe(crop_seconds=None, views_to_crop=True), rate)):
         assert experiment.view_time_scale(recipe) == pytest.approx(scale)
         split = experiment.split(1, recipe)
         step = experiment.step("fixmatch-pann", split, recipe)
@@ -708,7 +720,7 @@ def test_cached_log_mels_are_the_frontends_and_a_changed_frontend_is_computed_an
     waves = torch.tensor(np.stack([sf.read(p, dtype="float32")[0] for p in experiment.clips.paths[:3]]))
     with torch.no_grad():
         expected = base.logmel_extractor(base.spectrogram_extractor(waves))[:, 0].transpose(1, 2)
-    assert experiment.logmels.shape == (36, 64, CLIP // 160 + 1)
+    assert experiment.logmels.shape == (36, 64, CLIP // 320 + 1)  # the mini's 20-ms hop
     assert np.allclose(experiment.logmels[:3], expected.numpy(), atol=1e-4)
     louder = copy.copy(experiment)  # the same clips, a frontend whose mel filters are doubled: +3.01 dB everywhere
     louder.pretrained = copy.deepcopy(base)

@@ -134,6 +134,18 @@ def test_tiny_pretraining_writes_a_released_format_checkpoint_that_loads_and_tag
     assert all(name in printed for _, name in LABELS)
 
 
+def test_a_cached_mini_checkpoint_of_another_frontend_is_never_reused(tmp_path, monkeypatch):
+    """A checkpoint file holds no hop: the cache key does, so a model on another hop is trained anew."""
+    from esclib.models.panns.frontend import FRONTEND_MINI
+
+    monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
+    root = _corpus(tmp_path / "corpus")
+    first = mini_checkpoint(data_root=root, config=TINY, progress=False)
+    monkeypatch.setattr(CnnMini16k, "default_frontend", replace(FRONTEND_MINI, hop_size=160))
+    second = mini_checkpoint(data_root=root, config=TINY, progress=False)
+    assert second != first and first.is_file() and second.is_file()
+
+
 def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("ESCLIB_CACHE", str(tmp_path / "cache"))
     clips = load_audioset(_corpus(tmp_path / "corpus"))

@@ -76,6 +76,8 @@ ABLATIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
 
 #: mixup α of the labelled batch (the PANN recipe; study 000 keeps mixup inside FixMatch)
 MIXUP_ALPHA = 1.0
+#: seconds per frame of the views' time widths in study 000's Table 1: Cnn14_16k's hop, 160 samples at 16 kHz
+STUDY_FRAME_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -396,11 +398,14 @@ class FixMatchExperiment(Experiment):
         return model
 
     def view_time_scale(self, recipe: FixMatchRecipe) -> float:
-        """The factor on the views' SpecAugment time widths: a crop's frames over a whole clip's under
-        ``views_to_crop`` with crops, else 1."""
-        if not (recipe.views_to_crop and recipe.crop_seconds):
-            return 1.0
-        return min(1.0, self.frames(recipe.crop_seconds) / self.frames())
+        """The factor on the views' SpecAugment time widths. Study 000 gives them in frames of ``Cnn14_16k``'s
+        10-ms hop (:data:`STUDY_FRAME_SECONDS`): a frontend with another hop gets the same widths in seconds (the
+        quick mini's 20-ms hop: half the frames). Under ``views_to_crop`` with crops, times a crop's frames over
+        a whole clip's."""
+        scale = STUDY_FRAME_SECONDS * self.sample_rate / self.pretrained.frontend.hop_size
+        if recipe.views_to_crop and recipe.crop_seconds:
+            scale *= min(1.0, self.frames(recipe.crop_seconds) / self.frames())
+        return scale
 
     def step(self, arm: str, split: Split, recipe: FixMatchRecipe) -> LabelledStep:
         """``fit``'s step for ``arm`` (FixMatch with the hidden labels for its diagnostics, or the labelled half)."""
@@ -742,6 +747,7 @@ def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds
     """
     profile, clips = experiment.profile, experiment.clips
     steps = (f"{recipe.steps_per_epoch} steps" if recipe.steps_per_epoch else "one pass over the unlabelled clips")
+    frontend = experiment.pretrained.frontend
     rows = {
         "data": ("UrbanSound8K, 10 classes, clips of at most 4 s",
                  f"{clips.name}, {clips.num_classes} classes, {len(clips)} clips"
@@ -754,8 +760,9 @@ def protocol_table(recipe: FixMatchRecipe, experiment: FixMatchExperiment, folds
                    "bound)"),
         "model": ("CNN14-16k pretrained on AudioSet, fine-tuned whole with a new head",
                   f"{experiment.arch} ({experiment.source}), fine-tuned whole with a new head"),
-        "input": ("16 kHz, 64-bin log-mel, whole clips",
-                  f"16 kHz, 64-bin log-mel, {recipe.crop_seconds or 'whole'}"
+        "input": ("16 kHz, 64-bin log-mel on a 10-ms hop, whole clips",
+                  f"{experiment.sample_rate / 1000:g} kHz, {frontend.mel_bins}-bin log-mel on a "
+                  f"{1000 * frontend.hop_size / experiment.sample_rate:g}-ms hop, {recipe.crop_seconds or 'whole'}"
                   f"{' s random crops in training, whole clips in evaluation' if recipe.crop_seconds else ' clips'}"),
         "views": ("SpecAugment, Table 1: weak 1 x 8 bins + 1 x 32 frames; strong 2 x 35 bins + 2 x 64 frames",
                   f"policies {recipe.policies!r}{_view_widths(experiment, recipe)}"),
@@ -781,7 +788,7 @@ def _view_widths(experiment: FixMatchExperiment, recipe: FixMatchRecipe) -> str:
             if isinstance(op, SpecAugment):
                 parts.append(f"{strength} {op.freq_stripes_num} x {op.freq_drop_width} bins + "
                              f"{op.time_stripes_num} x {op.time_drop_width} frames")
-    scaled = " (time widths scaled to the crop)" if scale < 1 else ""
+    scaled = " (time widths scaled to the frame rate and the crop)" if scale != 1 else ""
     return f"; {'; '.join(parts)}{scaled}" if parts else ""
 
 

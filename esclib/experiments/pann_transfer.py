@@ -449,9 +449,10 @@ def protocol_differences(recipe: TransferRecipe, experiment: TransferExperiment,
         kind = "the synthetic world" if Path(clips.root).parent.name.startswith("synth-") else clips.name
         out.append(f"data: {kind} with {clips.num_classes} classes and {len(clips)} clips (ESC-50: 50 classes, "
                    "2,000 clips)")
-    if type(model).__name__ != "Cnn14" or experiment.sample_rate != 32000:
-        out.append(f"model: {type(model).__name__} ({experiment.source}) at {experiment.sample_rate // 1000} kHz "
-                   "(theirs: CNN14 pre-trained on AudioSet, 32 kHz)")
+    hop_ms = 1000 * model.frontend.hop_size / experiment.sample_rate
+    if type(model).__name__ != "Cnn14" or experiment.sample_rate != 32000 or hop_ms != 10:
+        out.append(f"model: {type(model).__name__} ({experiment.source}) at {experiment.sample_rate // 1000} kHz, "
+                   f"{hop_ms:g}-ms hop (theirs: CNN14 pre-trained on AudioSet, 32 kHz, 10-ms hop)")
     if len(folds) != clips.n_folds:
         out.append(f"test folds: {', '.join(map(str, folds))} of {clips.n_folds}")
     if recipe.selection == "validation-fold":

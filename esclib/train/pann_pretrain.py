@@ -149,8 +149,8 @@ class PretrainConfig:
 #: passes over its 2,700 training clips), the learning rate annealed from 2e-3 (cosine, per epoch), 300 clips held out.
 #: The authors' Adam and balanced sampling; their mixup and SpecAugment are off: in so short a run from scratch both
 #: slow the learning (compare ``benchmarks/bench_pann_pretrain.py --mixup 1``); they guard long runs against
-#: overfitting, which this one never reaches. Held-out mAP (seed 0, one thread):
-#: 0.636 after these 12 epochs (0.589 after 8 of them); the earlier 8-epoch schedule ended at 0.548.
+#: overfitting, which this one never reaches. Held-out mAP (seed 0, two threads) on the mini's 20-ms hop: 0.625 after
+#: these 12 epochs (0.586 after 9 of them); on Cnn14_16k's 10-ms hop, in twice the time, 0.644.
 MINI_CONFIG = PretrainConfig(epochs=12, steps_per_epoch=100, batch_size=32, lr=2e-3, cosine=True, mixup_alpha=0.0,
                              spec_augment=False, crop_seconds=2.0, holdout_fraction=0.1)
 
@@ -301,17 +301,20 @@ def mini_checkpoint(seed: int = 0, *, data_root: str | Path | None = None, progr
     """The ``quick`` profile's pretrained PANN: ``config`` (default :data:`MINI_CONFIG`, ``CnnMini16k``) trained
     on the synthetic ``audioset-mini`` corpus of ``seed`` (or the corpus at ``data_root``).
 
-    Cached under ``esclib.paths.cache_dir()/panns/``, keyed by the config and the corpus's content: the first call
+    Cached under ``esclib.paths.cache_dir()/panns/``, keyed by the config, the architecture's frontend (its hop is in
+    no checkpoint) and the corpus's content: the first call
     trains (a few minutes on 2 CPU cores), later calls return the file. Load it with ``load_pann(path)``; its
     held-out mAP is in :func:`pretrain_report`.
     """
     from esclib.data.registry import load
     from esclib.data.sources import dataset_root
     from esclib.models.panns import panns_cache_dir
+    from esclib.models.panns.registry import ARCHITECTURES
 
     config = config or replace(MINI_CONFIG, seed=seed)
     clips = load("audioset-mini", dataset_root("audioset-mini", "quick", data_root, seed=seed))
-    key = hashlib.sha256(json.dumps({"config": asdict(config), "corpus": corpus_fingerprint(clips)},
+    key = hashlib.sha256(json.dumps({"config": asdict(config), "corpus": corpus_fingerprint(clips),
+                                     "frontend": asdict(ARCHITECTURES[config.arch].default_frontend)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = panns_cache_dir() / f"{config.arch}_audioset-mini_seed{seed}_{key}.pth"
     if not (path.is_file() and _report_path(path).is_file()):

@@ -121,6 +121,20 @@ MUTANTS = [
         'train=False, batch_size=self.eval_batch_size,\n                            crop_seconds=recipe.crop_seconds)',
         'tests/test_fixmatch.py',
     ),
+    (
+        'FixMatch: the study\'s widths kept in frames of any hop (the mini\'s 20-ms frames mask twice the time)',
+        'esclib/experiments/fixmatch.py',
+        'scale = STUDY_FRAME_SECONDS * self.sample_rate / self.pretrained.frontend.hop_size',
+        'scale = 1.0',
+        'tests/test_fixmatch.py',
+    ),
+    (
+        'Mini pre-training: the cache key forgets the frontend (a checkpoint of another hop read stale)',
+        'esclib/train/pann_pretrain.py',
+        '"frontend": asdict(ARCHITECTURES[config.arch].default_frontend)},',
+        '},',
+        'tests/test_pann_pretrain.py',
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from esclib.models.panns.base import PannModel
 from esclib.models.panns.blocks import ConvBlock, init_pann_weights
-from esclib.models.panns.frontend import FRONTEND_16K, FrontendConfig
+from esclib.models.panns.frontend import FRONTEND_16K, FRONTEND_MINI, FrontendConfig
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class Cnn14_16k(Cnn14):  # noqa: N801 -- the authors' class name
 
 class CnnMini16k(CnnPann):
     """A small CNN of the same family for the ``quick`` profile: 4 double 3 x 3 blocks (16, 32, 64, 128),
-    embedding 128, on the 16 kHz frontend of ``Cnn14_16k``.
+    embedding 128, on the 16 kHz frontend of ``Cnn14_16k`` with twice its hop (20 ms,
+    :data:`~esclib.models.panns.frontend.FRONTEND_MINI`): half the frames, less than half the time per step.
 
     Same key names as CNN10/CNN14, so its checkpoints load through :func:`esclib.models.panns.load_pann` exactly
     like the released ones; ``classes_num`` is the number of classes of the corpus it is pretrained on. Lighter
@@ -113,7 +114,7 @@ class CnnMini16k(CnnPann):
     less time on 2 CPU cores (``benchmarks/bench_memory_format.py``).
     """
 
-    default_frontend = FRONTEND_16K
+    default_frontend = FRONTEND_MINI
     layout = CnnLayout((16, 32, 64, 128), 3, 2, 128)
     block_dropout = 0.0
     pre_fc_dropout = 0.2
