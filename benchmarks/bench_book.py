@@ -2,7 +2,8 @@
 data and plotting (:func:`time_shares`), and the wall time of the HTML build.
 
     python benchmarks/bench_book.py            # chapters as last executed, then time `esc book --skip-run`
-    python benchmarks/bench_book.py --run      # execute every chapter in quick first (`esc book --profile quick`)
+    python benchmarks/bench_book.py --run      # execute every chapter in quick first, one after another
+    python benchmarks/bench_book.py --run --jobs 2   # ... two at once, as `esc book` (the chapters' times overlap)
     python benchmarks/bench_book.py --write    # also write book/generated/chapter_times.csv (instructors' page)
 """
 
@@ -97,14 +98,17 @@ def timed(command: list[str], root: Path) -> tuple[int, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="execute every chapter in quick first")
+    parser.add_argument("--jobs", default="1",
+                        help="chapters --run runs at once (default 1: each chapter's time is its own; `esc book` runs "
+                             "2 in quick, so its chapters' times overlap)")
     parser.add_argument("--write", action="store_true",
                         help="write the chapters' times to book/generated/chapter_times.csv (instructors' page)")
     args = parser.parse_args()
     root = find_root()
     esc = str(Path(sys.executable).parent / "esc")
     if args.run:
-        status, seconds = timed([esc, "book", "--profile", "quick", "--no-progress"], root)
-        print(f"esc book --profile quick: {seconds:.1f} s (exit {status})")
+        status, seconds = timed([esc, "book", "--profile", "quick", "--no-progress", "--jobs", args.jobs], root)
+        print(f"esc book --profile quick --jobs {args.jobs}: {seconds:.1f} s (exit {status})")
     total = 0.0
     rows = chapter_seconds(root)
     if args.write:

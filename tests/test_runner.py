@@ -155,6 +155,54 @@ def test_toc_lists_the_chapters_in_order():
                                                "05_ssl", "06_overview"]
 
 
+def test_every_chapter_runs_after_the_earlier_chapters_whose_work_it_reuses():
+    stems = toc_chapters(REPO / "_toc.yml")
+    for at, stem in enumerate(stems):
+        spec = get_spec(stem)
+        assert set(spec.after if spec else ()) <= set(stems[:at]), stem
+    assert get_spec("02_fixmatch").after == ("01_pann_transfer",)
+    assert set(get_spec("06_overview").after) == set(stems[1:-1])
+    with pytest.raises(ValueError, match="cannot run after itself"):
+        ChapterSpec("demo", "Demo", None, after=("demo",))
+
+
+def _timed_notebook(path: Path, seconds: float) -> None:
+    """A chapter that logs its start and end (with the thread count it was given) to times.log, sleeping between."""
+    log = ("import json, os, time\n"
+           "def log(event):\n"
+           "    with open('times.log', 'a') as out:\n"
+           f"        out.write(json.dumps([{path.stem!r}, event, time.time(), os.environ.get('OMP_NUM_THREADS')]) + '\\n')\n")
+    cells = [nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell(log + f"log('start')\ntime.sleep({seconds})\nlog('end')")]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), path)
+
+
+def test_chapters_run_two_at_once_each_on_its_share_of_the_cores_and_after_those_they_reuse(project, monkeypatch):
+    import json
+
+    from esclib.runner import book
+
+    (project / "notebooks").mkdir()
+    for stem, seconds in (("a", 6), ("b", 0.5), ("c", 0.5)):
+        _timed_notebook(project / "notebooks" / f"{stem}.ipynb", seconds)
+    monkeypatch.setattr(book, "get_spec", lambda stem: ChapterSpec(stem, stem, None, after=("a",) if stem == "c" else ()))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    executions = book.run_chapters(project, ["a", "b", "c"], "quick", jobs=2)
+    assert [(e.source.stem, e.ok) for e in executions] == [("a", True), ("b", True), ("c", True)]
+    times = {(name, event): (at, threads) for name, event, at, threads in
+             map(json.loads, (project / "times.log").read_text().splitlines())}
+    assert times["b", "start"][0] < times["a", "end"][0]  # b ran beside a ...
+    assert times["c", "start"][0] > times["a", "end"][0]  # ... but c, which reuses a's work, only after a
+    assert {threads for _, threads in times.values()} == {str(max(1, book.available_cores() // 2))}
+    monkeypatch.setattr(book, "get_spec", lambda stem: ChapterSpec(stem, stem, None, after=({"a": "b", "b": "a"}[stem],)))
+    with pytest.raises(ValueError, match="wait on each other"):
+        book.run_chapters(project, ["a", "b"], "quick", jobs=2)
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        book.run_chapters(project, ["a"], "quick", jobs=0)
+    assert book.default_jobs("paper") == 1 and book.default_jobs("quick") == min(2, book.available_cores())
+
+
 @pytest.mark.parametrize("source", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_chapter_parameters_cell_matches_its_spec(source):
     spec = get_spec(source.stem)

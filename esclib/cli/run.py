@@ -161,7 +161,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     toc = Path(args.toc).resolve() if args.toc else None
     root = _enter_root(args)
     return build_book(root, profile=args.profile or "quick", skip_run=args.skip_run, toc=toc,
-                      progress=not args.no_progress, force=args.force, edition=args.edition)
+                      progress=not args.no_progress, force=args.force, edition=args.edition, jobs=args.jobs)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -193,6 +193,13 @@ class _ChapterHelp(argparse.Action):
         elif notebook:
             print(f"\n{notebook}: no chapter spec (esclib/runner/specs/ch{Path(notebook).stem}.py)")
         parser.exit()
+
+
+def _positive(text: str) -> int:
+    """An integer of at least 1 (argparse type), else an error naming what was given."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}")
+    return int(text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -237,6 +244,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "(jupyter-book -W -n) into _build/html.")
     book.add_argument("--skip-run", action="store_true", help="build from the executed copies already there")
     book.add_argument("--toc", help="table of contents to build (default: _toc.yml)")
+    book.add_argument("--jobs", type=_positive, default=None,
+                      help="chapters run at once, each on its share of the cores (default: 2 in quick, at most the "
+                           "cores; 1 in paper)")
     # editions (issue 15): the same executed chapters, with solutions (instructor) or without (student)
     book.add_argument("--edition", choices=EDITIONS, default=EDITIONS[0],
                       help="instructor: every solution, into _build/html (default); student: no solutions, into "

@@ -106,13 +106,18 @@ def _show(metadata: RunMetadata) -> None:
         print(repr(metadata))
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def torch_threads() -> int:
-    """Threads for torch in a chapter: ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs), else the
-    cores this process may run on."""
+    """Threads for torch in a chapter: ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs, or ``esc
+    book`` running chapters at once), else the cores this process may run on."""
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:

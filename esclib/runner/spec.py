@@ -100,7 +100,9 @@ class ChapterSpec:
     whose fields are exactly the parameters of scope ``recipe``; ``checks`` run on the resolved parameters together
     (e.g. :func:`folds_fit`: folds the dataset has), each raising a ValueError that names the parameters;
     ``smoke`` the defaults a smoke run (:mod:`esclib.smoke`) takes instead of the paper ones (one fold, the smallest
-    grid) -- everything else stays at the paper profile's value.
+    grid) -- everything else stays at the paper profile's value; ``after`` the chapters whose pre-trainings or runs
+    this one reuses: when ``esc book`` runs chapters at once, it starts only after them (instead of waiting on or
+    repeating their work).
     ``seed`` and ``device`` are added to ``params`` unless the spec defines them itself.
     """
 
@@ -111,6 +113,7 @@ class ChapterSpec:
     recipes: tuple[str, ...] = ()
     checks: tuple[CrossCheck, ...] = ()
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if "profile" in self.params:
@@ -119,6 +122,8 @@ class ChapterSpec:
         unknown = [name for name in self.smoke if name not in self.params]
         if unknown:
             raise ValueError(f"spec {self.notebook}: smoke overrides {unknown} are not parameters")
+        if self.notebook in self.after:
+            raise ValueError(f"spec {self.notebook}: a chapter cannot run after itself (after={self.after})")
 
     @property
     def names(self) -> list[str]:

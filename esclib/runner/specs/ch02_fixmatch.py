@@ -44,6 +44,7 @@ SPEC = ChapterSpec(
     title="FixMatch: pseudo-labels from a pretrained PANN",
     experiment="fixmatch",
     recipes=("esclib.experiments.fixmatch:FixMatchRecipe",),
+    after=("01_pann_transfer",),  # quick: the mini PANN chapter 01 pre-trains on the synthetic mini-AudioSet
     checks=(folds_fit("folds", "ablation_folds", dataset="dataset"),),
     smoke={"folds": "1", "batch_size": 2, "upper_bound": False, "compare_passes": False, "selections": "",
            "ablations": "none"},

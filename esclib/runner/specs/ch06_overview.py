@@ -28,6 +28,7 @@ SPEC = ChapterSpec(
     notebook="06_overview",
     title="Overview: which method, for how few labels?",
     experiment=None,
+    after=("01_pann_transfer", "02_fixmatch", "03_cae", "04_npid", "05_ssl"),  # their pre-trainings and runs
     checks=(folds_fit("folds", n_folds=5),),
     smoke={"datasets": "esc50", "folds": "1", "budgets": "2", "methods": ",".join(QUICK_METHODS)},
     params={
