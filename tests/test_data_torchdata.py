@@ -13,7 +13,7 @@ from esclib.data.cache import cached_waveforms
 from esclib.data.clips import ClipSet
 from esclib.data.metadata import clip_table
 from esclib.data.splits import LeakError, fold_split
-from esclib.data.torchdata import EpochSampler, TwoViewDataset, WaveformDataset, clip_loader
+from esclib.data.torchdata import EpochSampler, TwoViewDataset, WaveformDataset, clip_loader, sounding_ends
 
 WAVES = np.arange(6 * 100, dtype=np.float32).reshape(6, 100)
 TARGETS = np.array([0, 1, 2, 0, 1, 2])
@@ -60,6 +60,43 @@ def test_two_views_are_independent_crops_and_augmentations():
     assert torch.equal(again[0], view1) and torch.equal(again[1], view2)
 
 
+def test_sounding_ends_are_one_past_the_last_position_that_is_not_silence():
+    waves = np.zeros((4, 10), np.float32)
+    waves[0, :6] = 0.5  # sound then padding
+    waves[1, 2] = -1e-6  # a single quiet sample inside: still sound
+    waves[3] = 1.0  # no padding
+    assert sounding_ends(waves).tolist() == [6, 3, 0, 10]
+    assert sounding_ends(waves, rows=[3, 0], chunk=1).tolist() == [10, 6]
+    logmels = np.full((3, 4, 8), -100.0, np.float32)  # (clips, bins, frames) at a floor of -100 dB
+    logmels[0, 2, :5] = -20.0  # one bin sounds in frames 0-4
+    logmels[1, 0, 7] = -99.0
+    assert sounding_ends(logmels, -100.0).tolist() == [5, 8, 0]
+    assert sounding_ends(logmels).tolist() == [8, 8, 8]  # against 0 dB every frame "sounds"
+
+
+def test_training_crops_lie_within_a_clips_sound_and_evaluation_ignores_it():
+    waves = np.zeros((3, 400), np.float32)
+    waves[0, :100] = np.arange(1, 101)  # 100 samples of sound, 300 of padding
+    waves[1, :30] = np.arange(1, 31)  # shorter than the crop
+    waves[2] = np.arange(1, 401)  # sound throughout
+    ends = sounding_ends(waves)
+    training = WaveformDataset(waves, [0, 1, 2], crop_samples=50, train=True, seed=0, ends=ends)
+    starts = {int(training[(0, epoch)][0][0]) - 1 for epoch in range(300)}
+    assert starts == set(range(51))  # every start of [0, 100 - 50] drawn, none later
+    assert all((training[(0, epoch)][0] > 0).all() for epoch in range(60))  # never a sample of padding
+    for epoch in range(10):  # a short clip: its sound from the start, then the padding that makes up the crop
+        np.testing.assert_array_equal(training[(1, epoch)][0].numpy(), waves[1, :50])
+    assert max(int(training[(2, epoch)][0][0]) for epoch in range(60)) > 300  # a full clip: crops anywhere
+    unbounded = WaveformDataset(waves, [0, 1, 2], crop_samples=50, train=True, seed=0)
+    assert any((unbounded[(0, epoch)][0] == 0).all() for epoch in range(60))  # without ends: crops of padding only
+    evaluation = WaveformDataset(waves, [0, 1, 2], crop_samples=50, ends=ends)
+    np.testing.assert_array_equal(evaluation[0][0].numpy(), waves[0, 175:225])  # the centre crop, as without ends
+    two = TwoViewDataset(waves, [0, 1, 2], crop_samples=50, seed=0, ends=ends)
+    assert all((view > 0).all() for epoch in range(20) for view in two[(0, epoch)][:2])
+    with pytest.raises(ValueError, match="ends has 2 entries for 3"):
+        WaveformDataset(waves, [0, 1, 2], ends=[1, 2])
+
+
 def test_epoch_sampler_reshuffles_each_pass_and_repeats_from_the_seed():
     sampler = EpochSampler(6, shuffle=True, seed=5)
     first, second = list(sampler), list(sampler)
@@ -96,6 +133,21 @@ def test_loader_is_reproducible_and_workers_do_not_change_the_batches(tmp_path):
     with_workers = clip_loader(split.train, 8000, num_workers=2, **options)
     assert all(torch.equal(a, b) for a, b in zip(_epoch(with_workers), epoch0))
     assert all(torch.equal(a, b) for a, b in zip(_epoch(with_workers), epoch1))
+
+
+def test_the_loader_crops_within_the_sound_of_short_clips_on_request(tmp_path):
+    paths = [tmp_path / f"padded{i}.wav" for i in range(2)]
+    for path in paths:  # 1000 samples of sound in 0.5-s (4000-sample) clips
+        sf.write(path, np.full(1000, 0.25, np.float32), 8000)
+    table = clip_table(clip_id=[p.name for p in paths], path=[str(p) for p in paths], fold=[1, 2], target=[0, 1],
+                       category=["a", "b"], source=["p", "q"])
+    world = ClipSet("padded", tmp_path, ("a", "b"), 2, 0.5, table)
+    options = dict(train=True, batch_size=1, crop_seconds=0.1, seed=0, cache_dir=tmp_path / "cache", progress=False)
+    within = clip_loader(world, 8000, within_sound=True, **options)
+    anywhere = clip_loader(world, 8000, **options)
+    crops = [batch[0] for _ in range(15) for batch in within]
+    assert all((crop == 0.25).all() for crop in crops)  # every 800-sample crop inside the first 1000 samples
+    assert any((batch[0] == 0).all() for _ in range(15) for batch in anywhere)
 
 
 def test_loader_refuses_test_clips_for_training_and_shares_a_pool_cache(tmp_path):

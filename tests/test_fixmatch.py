@@ -287,6 +287,12 @@ FIRST_BIN = 20
 def experiment(tmp_path, monkeypatch):
     """A 4-fold, 3-class world of 36 clips, clip i a tone at the centre of mel bin FIRST_BIN + i; clip 20 (fold 3)
     shares its source recording with clip 0 (test fold 1)."""
+    return _tone_world(tmp_path, monkeypatch)
+
+
+def _tone_world(tmp_path, monkeypatch, sound: int = CLIP):
+    """:func:`experiment`'s world, each clip's file ``sound`` samples of its tone (the cache zero-pads it to
+    ``CLIP``)."""
     import librosa
 
     from esclib.experiments.fixmatch import FixMatchExperiment
@@ -300,7 +306,7 @@ def experiment(tmp_path, monkeypatch):
     for i in range(36):
         path = tmp_path / "audio" / f"{i}.wav"
         path.parent.mkdir(exist_ok=True)
-        sf.write(path, (0.5 * np.sin(2 * np.pi * centres[FIRST_BIN + i] * t)).astype(np.float32), RATE,
+        sf.write(path, (0.5 * np.sin(2 * np.pi * centres[FIRST_BIN + i] * t[:sound])).astype(np.float32), RATE,
                  subtype="FLOAT")
         rows.append(dict(clip_id=f"{i}.wav", path=str(path), fold=i // 9 + 1, target=i % 3, category="abc"[i % 3],
                          source=f"s{0 if i == 20 else i}"))
@@ -424,6 +430,11 @@ def test_the_runs_views_shrink_with_the_crop_only_under_views_to_crop(experiment
     assert shown["weak"].shape[0] == experiment.frames(CLIP / RATE / 2)  # the figure shows what training sees
 
 
+def test_clips_that_sound_throughout_leave_no_crop_of_padding_alone(experiment):
+    assert (experiment.sounding_frames == experiment.frames()).all()
+    assert experiment.padding_only_share(0.2) == 0.0
+
+
 def test_validation_and_test_read_whole_clips_whatever_the_training_crop(experiment, monkeypatch):
     from esclib.experiments import fixmatch as fm
 
@@ -445,6 +456,28 @@ def test_validation_and_test_read_whole_clips_whatever_the_training_crop(experim
     experiment.run("supervised-pann", recipe, split)
     assert frames["train"] == {experiment.frames(crop)} != {experiment.frames()}
     assert frames["val"] == frames["test"] == {experiment.frames()}  # whole clips, not the training crop
+
+
+@pytest.mark.parametrize("policies", ["rocling", "sslh"])
+def test_training_crops_of_short_clips_lie_within_their_sound(tmp_path, monkeypatch, policies):
+    half = _tone_world(tmp_path, monkeypatch, sound=CLIP // 2)  # 0.25 s of tone, then 0.25 s of zero padding
+    recipe = _recipe(labelled_fraction=0.5, batch_size=2, mu=2, mixup=False, epochs=1, policies=policies,
+                     crop_seconds=0.2)  # 11 of a clip's 26 frames
+    split = half.split(1, recipe)
+    silence = float(half.logmel(torch.zeros(1, CLIP))[0, 0, 0])
+    crops = []
+    for _ in range(4):
+        crops += [wave for (wave_l, _, _), (wave_u, _, _) in half.train_loader("fixmatch-pann", split, recipe)
+                  for wave in (wave_l, wave_u)]
+        crops += [wave for wave, _, _ in half.train_loader("supervised-pann", split, recipe)]
+    if policies == "sslh":  # waveform crops: the crop's last samples are still tone
+        assert all(crop[..., -100:].abs().amax(-1).min() > 0 for crop in crops)
+    else:  # log-mel crops: no frame of a crop is the log-mel of silence
+        assert all((crop.amax(dim=1) > silence + 1).all() for crop in crops)
+    ends = half.sounding_frames  # the tone's 13 frames, and the frame whose window reaches into it
+    assert (ends == ends[0]).all() and half.frames(0.25) <= ends[0] <= half.frames(0.25) + 1 < half.frames()
+    starts = half.frames() - half.frames(0.2) + 1  # 16 crops of 11 frames in a 26-frame clip
+    assert half.padding_only_share(0.2) == pytest.approx((starts - ends[0]) / starts)  # those starting after the tone
 
 
 def test_a_run_trains_records_its_diagnostics_and_is_reused(experiment, monkeypatch):

@@ -30,19 +30,25 @@ class WaveformDataset(Dataset):
     ``wave`` is a float32 tensor of ``crop_samples`` samples (a random crop when ``train``, else the centre crop;
     the whole row when None), passed through ``transform`` if given. ``target`` is an int (1-D ``targets``) or a
     float32 multi-hot tensor (2-D ``targets``). ``rows`` maps item i to row ``rows[i]`` of ``waves`` (default: row
-    i), so splits can share one cached array. An item is ``dataset[i]`` (epoch :meth:`set_epoch`) or
-    ``dataset[(i, epoch)]``.
+    i), so splits can share one cached array. ``ends`` (one per item, e.g. :func:`sounding_ends`): a training crop
+    of item i is drawn from the first ``max(ends[i], crop_samples)`` positions of its row, i.e. within the clip's
+    sound rather than the zero padding that brings a short clip to the dataset's length. An item is ``dataset[i]``
+    (epoch :meth:`set_epoch`) or ``dataset[(i, epoch)]``.
     """
 
     def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, crop_samples: int | None = None,
                  train: bool = False, transform: Transform | None = None, seed: int = 0,
-                 rows: Sequence[int] | np.ndarray | None = None) -> None:
+                 rows: Sequence[int] | np.ndarray | None = None,
+                 ends: Sequence[int] | np.ndarray | None = None) -> None:
         self.rows = np.arange(len(waves)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.targets = np.asarray(targets)
         if len(self.targets) != len(self.rows):
             raise ValueError(f"targets has {len(self.targets)} entries for {len(self.rows)} waveforms")
         if crop_samples is not None and crop_samples <= 0:
             raise ValueError(f"crop_samples must be positive, got {crop_samples}")
+        self.ends = None if ends is None else np.asarray(ends, dtype=np.int64)
+        if self.ends is not None and self.ends.shape != self.rows.shape:
+            raise ValueError(f"ends has {len(self.ends)} entries for {len(self.rows)} waveforms")
         self.waves, self.crop_samples, self.train = waves, crop_samples, train
         self.transform, self.seed, self.epoch = transform, seed, 0
 
@@ -65,6 +71,8 @@ class WaveformDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, index, view])
         wave = np.asarray(self.waves[self.rows[index]], dtype=np.float32)
         if self.crop_samples is not None:
+            if self.train and self.ends is not None:
+                wave = wave[..., :max(int(self.ends[index]), self.crop_samples)]
             wave = fix_length(wave, self.crop_samples, rng if self.train else None)
         tensor = torch.from_numpy(np.array(wave, dtype=np.float32))
         transform = self.transform_of(view)
@@ -105,9 +113,10 @@ class TwoViewDataset(WaveformDataset):
 
     def __init__(self, waves: np.ndarray, targets: Sequence | np.ndarray, *, transform: Transform | None = None,
                  transform1: Transform | None = None, crop_samples: int | None = None, seed: int = 0,
-                 rows: Sequence[int] | np.ndarray | None = None) -> None:
+                 rows: Sequence[int] | np.ndarray | None = None,
+                 ends: Sequence[int] | np.ndarray | None = None) -> None:
         super().__init__(waves, targets, crop_samples=crop_samples, train=True, transform=transform, seed=seed,
-                         rows=rows)
+                         rows=rows, ends=ends)
         self.transform1 = transform if transform1 is None else transform1
 
     def transform_of(self, view: int) -> Transform | None:
@@ -159,14 +168,16 @@ def clip_targets(clips: ClipSet) -> np.ndarray:
 def clip_loader(clips: ClipSet, sample_rate: int, *, train: bool, batch_size: int, crop_seconds: float | None = None,
                 transform: Transform | None = None, seed: int = 0, num_workers: int = 0,
                 drop_last: bool | None = None, views: int = 1, pool: ClipSet | None = None,
-                seconds: float | None = None, cache_dir: str | None = None, progress: bool = True) -> DataLoader:
+                seconds: float | None = None, cache_dir: str | None = None, within_sound: bool = False,
+                progress: bool = True) -> DataLoader:
     """A DataLoader over the cached waveforms of ``clips`` at ``sample_rate``.
 
     ``train``: shuffle each epoch, random crops, drop the last partial batch (unless ``drop_last`` says otherwise),
     and refuse clips a split marked as test (:func:`~esclib.data.splits.assert_trainable`). ``views=2`` yields
     :class:`TwoViewDataset` items. ``pool``: the whole dataset the clips were cut from; its single cache then
     serves every split and fold (no per-split cache files). ``seconds``: length of the cached waveforms (default
-    ``clips.clip_seconds``), from which ``crop_seconds`` are cut.
+    ``clips.clip_seconds``), from which ``crop_seconds`` are cut. ``within_sound``: training crops lie within each
+    clip's sound, up to its last non-zero sample (:func:`sounding_ends`), not in the padding of a short clip.
     """
     if views not in (1, 2):
         raise ValueError(f"views must be 1 or 2, got {views}")
@@ -176,19 +187,37 @@ def clip_loader(clips: ClipSet, sample_rate: int, *, train: bool, batch_size: in
     waves = cached_waveforms(source, sample_rate, seconds, cache_dir=cache_dir, progress=progress)
     rows = None if pool is None else pool_rows(clips, pool)
     crop = None if crop_seconds is None else round(crop_seconds * sample_rate)
+    ends = sounding_ends(waves, rows=rows) if within_sound and train and crop is not None else None
     return _loader(waves, clips, rows, train=train, batch_size=batch_size, crop_samples=crop, transform=transform,
-                   seed=seed, num_workers=num_workers, drop_last=drop_last, views=views)
+                   seed=seed, num_workers=num_workers, drop_last=drop_last, views=views, ends=ends)
+
+
+def sounding_ends(array: np.ndarray, silence: float = 0.0, *, rows: Sequence[int] | np.ndarray | None = None,
+                  chunk: int = 256) -> np.ndarray:
+    """For each row of ``array`` (``rows``, default all), one past the last position along its last axis at which
+    it holds anything but ``silence`` (any channel or bin); 0 for a row that is silence throughout. ``silence``: 0
+    for waveforms zero-padded to a dataset's length; for log-mels, the frontend's output for digital silence.
+    Read ``chunk`` rows at a time, so that a memmap is never loaded whole."""
+    rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
+    ends = np.zeros(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), chunk):
+        block = np.asarray(array[rows[start:start + chunk]])
+        sounding = (block != silence).reshape(len(block), -1, block.shape[-1]).any(axis=1)
+        last = block.shape[-1] - np.argmax(sounding[:, ::-1], axis=1)
+        ends[start:start + len(block)] = np.where(sounding.any(axis=1), last, 0)
+    return ends
 
 
 def _loader(array: np.ndarray, clips: ClipSet, rows: np.ndarray | None, *, train: bool, batch_size: int,
             crop_samples: int | None, transform: Transform | None, seed: int, num_workers: int,
-            drop_last: bool | None, views: int, transform1: Transform | None = None) -> DataLoader:
+            drop_last: bool | None, views: int, transform1: Transform | None = None,
+            ends: np.ndarray | None = None) -> DataLoader:
     if views == 2:
         dataset = TwoViewDataset(array, clip_targets(clips), transform=transform, transform1=transform1,
-                                 crop_samples=crop_samples, seed=seed, rows=rows)
+                                 crop_samples=crop_samples, seed=seed, rows=rows, ends=ends)
     else:
         dataset = WaveformDataset(array, clip_targets(clips), crop_samples=crop_samples, train=train,
-                                  transform=transform, seed=seed, rows=rows)
+                                  transform=transform, seed=seed, rows=rows, ends=ends)
     return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), shuffle=train, seed=seed),
                       drop_last=train if drop_last is None else drop_last, num_workers=num_workers,
                       collate_fn=collate, pin_memory=torch.cuda.is_available())

@@ -49,7 +49,8 @@ from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
 from esclib.data.splits import (SELECTIONS, FoldSplit, assert_trainable, check_no_leak, fold_split, labelled_subset,
                                 selection_sets)
-from esclib.data.torchdata import EpochSampler, WaveformDataset, clip_loader, clip_targets, collate
+from esclib.data.torchdata import (EpochSampler, WaveformDataset, clip_loader, clip_targets, collate,
+                                   sounding_ends)
 from esclib.digest import digest
 from esclib.experiments.base import Experiment, Recipe, RunContext, Split, checkpoint_identity
 from esclib.metrics import classification_metrics
@@ -91,7 +92,8 @@ class FixMatchRecipe(Recipe):
     network). ``threshold`` τ and ``lambda_u`` λ_u of the FixMatch loss; ``optimizer`` (``adam``, ``adamw``,
     ``sgd``, ``ranger``) with ``lr``; ``mixup`` of the labelled batch with α = ``mixup_alpha``; ``policies``:
     ``rocling`` (study 000's SpecAugment, Table 1) or ``sslh`` (Cancès et al.'s waveform + cut-out views);
-    ``crop_seconds`` of audio per clip in training, a random crop (None: whole clips); validation and test read whole
+    ``crop_seconds`` of audio per clip in training, a random crop within the clip's sound, never in the zero padding
+    that brings a short clip to the dataset's length (None: whole clips); validation and test read whole
     clips (the PANN pools over time, so a model trained on crops classifies a clip of any length; an event outside a
     centre crop would otherwise be unseen, as in chapter 01's tests); with ``views_to_crop`` the
     SpecAugment stripes' time widths shrink with the crop (crop / clip length), so that they mask the share of a crop
@@ -257,8 +259,9 @@ class FixMatchExperiment(Experiment):
     name = EXPERIMENT
     arms = ARMS
     #: 2: the quick CnnMini16k runs channels-last (the same method, other floating-point sums); 3: validation and test
-    #: read whole clips (were the training crop's length, centred)
-    version = 3
+    #: read whole clips (were the training crop's length, centred); 4: training crops lie within a clip's sound (were
+    #: drawn from the whole zero-padded clip: a short clip's crop often held padding only)
+    version = 4
 
     def __init__(self, clips: ClipSet, checkpoint: str | Path, *, arch: str | None = None, eval_batch_size: int = 64,
                  **kwargs: Any) -> None:
@@ -319,27 +322,42 @@ class FixMatchExperiment(Experiment):
         samples = round((self.clips.clip_seconds if seconds is None else seconds) * self.sample_rate)
         return samples // self.pretrained.frontend.hop_size + 1
 
+    @torch.no_grad()
+    def logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        """The pretrained PANN's log-mel (dB, before ``bn0``) of waveforms ``(batch, samples)``: ``(batch,
+        mel_bins, frames)`` on the CPU, time last (the STFT and mel filters have no train mode)."""
+        pann = self.pretrained
+        wave = wave.to(pann.logmel_extractor.melW.device)
+        return pann.logmel_extractor(pann.spectrogram_extractor(wave))[:, 0].transpose(1, 2).cpu()
+
     @cached_property
     def logmels(self) -> np.ndarray:
-        """The frontend's log-mel (dB, before ``bn0``) of every whole clip, ``(clips, mel_bins, frames)`` float32
-        (time last, so that crops are cut like waveform crops): a read-only memmap computed once and cached on
-        disk, keyed by the dataset's files, the rate, the clip length and the frontend's settings and filters."""
-        import copy
-
-        frontend = copy.deepcopy(self.pretrained).cpu().eval()
-        filters = {name: digest(value.numpy().round(7)) for name, value in frontend.state_dict().items()
+        """:meth:`logmel` of every whole clip, ``(clips, mel_bins, frames)`` float32 (time last, so that crops are
+        cut like waveform crops): a read-only memmap computed once and cached on disk, keyed by the dataset's files,
+        the rate, the clip length and the frontend's settings and filters."""
+        frontend = self.pretrained
+        filters = {name: digest(value.cpu().numpy().round(7)) for name, value in frontend.state_dict().items()
                    if name.startswith(("spectrogram_extractor", "logmel_extractor"))}
         config = {"feature": "PANN frontend log-mel, dB before bn0", "frontend": repr(frontend.frontend),
                   "filters": filters}
-
-        @torch.no_grad()
-        def logmel(wave: torch.Tensor) -> torch.Tensor:
-            return frontend.logmel_extractor(frontend.spectrogram_extractor(wave))[:, 0].transpose(1, 2)
-
-        return cached_features(self.clips, logmel, sample_rate=self.sample_rate,
+        return cached_features(self.clips, self.logmel, sample_rate=self.sample_rate,
                                samples=round(self.clips.clip_seconds * self.sample_rate),
                                shape=(frontend.frontend.mel_bins, self.frames()), config=config,
                                name="pann-logmels", progress=self.progress)
+
+    @cached_property
+    def sounding_frames(self) -> np.ndarray:
+        """Per clip, one past its last log-mel frame that is not the frontend's log-mel of digital silence: where
+        training crops end at the latest (a short clip's zero padding is no sound to learn from)."""
+        silence = float(self.logmel(torch.zeros(1, self.pretrained.frontend.hop_size))[0, 0, 0])
+        return sounding_ends(self.logmels, silence)
+
+    def padding_only_share(self, crop_seconds: float) -> float:
+        """The share of crops of ``crop_seconds`` drawn uniformly anywhere in the zero-padded clips (over all clips)
+        that would hold no sound: a crop starting at or after a clip's :attr:`sounding_frames`. Training draws its
+        crops within the sound instead; this is what that avoids."""
+        starts = max(1, self.frames() - self.frames(crop_seconds) + 1)
+        return float(np.mean(np.clip(starts - self.sounding_frames, 0, None) / starts))
 
     def rows(self, part: ClipSet) -> np.ndarray:
         """Row of each clip of ``part`` in :attr:`clips` (and so in :attr:`logmels`)."""
@@ -354,11 +372,14 @@ class FixMatchExperiment(Experiment):
         or crops of the cached log-mels; random crops, reshuffled each epoch, whole batches only when ``train``."""
         if inputs == "waveform":
             return clip_loader(part, self.sample_rate, train=train, batch_size=batch_size,
-                               crop_seconds=crop_seconds, seed=seed, pool=self.clips, progress=False)
+                               crop_seconds=crop_seconds, seed=seed, pool=self.clips, within_sound=True,
+                               progress=False)
         if train:
             assert_trainable(part)
+        rows = self.rows(part)
         dataset = WaveformDataset(self.logmels, clip_targets(part), crop_samples=self.frames(crop_seconds),
-                                  train=train, seed=seed, rows=self.rows(part))
+                                  train=train, seed=seed, rows=rows,
+                                  ends=self.sounding_frames[rows] if train and crop_seconds else None)
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=train,
                                            sampler=EpochSampler(len(dataset), shuffle=train, seed=seed))
 
