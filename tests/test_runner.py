@@ -302,3 +302,22 @@ def test_a_cell_past_its_time_limit_fails_the_run_instead_of_hanging(project, mo
     monkeypatch.setenv(CELL_TIMEOUT_ENV, "soon")
     with pytest.raises(ValueError, match=CELL_TIMEOUT_ENV):
         cell_timeout("quick")
+
+
+def test_quick_chapters_train_torch_on_one_thread_whatever_the_machine(tmp_path, monkeypatch):
+    import torch
+
+    from esclib.runner.chapter import QUICK_THREADS, start_chapter, torch_threads
+
+    monkeypatch.setenv("ESCLIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = torch.get_num_threads()
+    try:
+        start_chapter("00_data", profile="quick")
+        assert torch.get_num_threads() == QUICK_THREADS == 1  # not the 2 that OMP_NUM_THREADS offers
+        start_chapter("00_data", profile="paper")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert torch_threads("paper") == torch_threads() >= 1 and torch_threads("quick") == 1

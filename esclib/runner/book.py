@@ -178,8 +178,9 @@ def run_chapters(root: Path, stems: list[str], profile: str, *, progress: bool =
     """Execute every chapter ``notebooks/<stem>.ipynb`` into ``book/chapters/<stem>.ipynb`` (``force``: re-compute
     finished results) and return their Executions in book order.
 
-    ``jobs`` > 1 runs that many chapters at once, each from its own process with torch on its share of the cores
-    (``$OMP_NUM_THREADS``, unless set already) and without progress bars (a line per chapter instead), in book order
+    ``jobs`` > 1 runs that many chapters at once, each from its own process on its share of the cores
+    (``$OMP_NUM_THREADS``, unless set already; a quick chapter's torch takes one thread in any case,
+    :data:`esclib.runner.chapter.QUICK_THREADS`) and without progress bars (a line per chapter instead), in book order
     except that a chapter starts only once the chapters of its spec's ``after`` have finished."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")

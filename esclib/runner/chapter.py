@@ -111,9 +111,17 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def torch_threads() -> int:
-    """Threads for torch in a chapter: ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs, or ``esc
-    book`` running chapters at once), else the cores this process may run on."""
+#: torch's threads in a quick chapter, whatever the machine: CPU kernels sum in another order on another thread
+#: count and a short training amplifies the difference, so a fixed count gives the same numbers on any machine, in
+#: ``esc run`` as in ``esc book``
+QUICK_THREADS = 1
+
+
+def torch_threads(profile: str = "paper") -> int:
+    """Threads for torch in a chapter of ``profile``: :data:`QUICK_THREADS` in quick; otherwise
+    ``$OMP_NUM_THREADS`` when set (a machine shared with other jobs), else the cores this process may run on."""
+    if profile == "quick":
+        return QUICK_THREADS
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
@@ -138,7 +146,7 @@ def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None
         given = {**{name: namespace[name] for name in spec.names if name in namespace}, **given}
     params = resolve(spec, given.pop("profile", None) or "quick", **given)
     seed_everything(params["seed"])
-    torch.set_num_threads(torch_threads())
+    torch.set_num_threads(torch_threads(params["profile"]))
     device = pick_device(params["profile"], params["device"])
     from esclib import smoke
 
