@@ -430,7 +430,12 @@ def test_the_runs_views_shrink_with_the_crop_only_under_views_to_crop(experiment
     assert shown["weak"].shape[0] == experiment.frames(CLIP / RATE / 2)  # the figure shows what training sees
 
 
-def test_clips_that_sound_throughout_leave_no_crop_of_padding_alone(experiment):
+@pytest.mark.parametrize("hop", ["mini", "released"])
+def test_clips_that_sound_throughout_leave_no_crop_of_padding_alone(experiment, hop):
+    from esclib.models.panns import FRONTEND_16K, build_pann
+
+    if hop == "released":  # CNN14-16k's 10-ms hop, shorter than half its window
+        experiment.pretrained = build_pann("CnnMini16k", classes_num=5, frontend=FRONTEND_16K)
     assert (experiment.sounding_frames == experiment.frames()).all()
     assert experiment.padding_only_share(0.2) == 0.0
 

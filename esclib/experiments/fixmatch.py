@@ -349,7 +349,7 @@ class FixMatchExperiment(Experiment):
     def sounding_frames(self) -> np.ndarray:
         """Per clip, one past its last log-mel frame that is not the frontend's log-mel of digital silence: where
         training crops end at the latest (a short clip's zero padding is no sound to learn from)."""
-        silence = float(self.logmel(torch.zeros(1, self.pretrained.frontend.hop_size))[0, 0, 0])
+        silence = float(self.logmel(torch.zeros(1, self.pretrained.frontend.window_size))[0, 0, 0])
         return sounding_ends(self.logmels, silence)
 
     def padding_only_share(self, crop_seconds: float) -> float:
