@@ -714,6 +714,11 @@ def test_the_chapter_numbers_are_the_paired_differences_of_its_runs(chapter_runs
     without = fm.chapter_numbers(Results(r for r in chapter_runs if "budgeted" not in r.get("label", "")),
                                  _recipe(labelled_fraction=0.1))
     assert "did not run" in without["budgeted_sentence"] and "nan" not in without["budgeted_sentence"]
+    assert "separate − joint is -0.020" in numbers["passes_sentence"] and "0.30 of the unlabelled" in numbers[
+        "passes_sentence"] and "(joint: 0.50)" in numbers["passes_sentence"]
+    joint = fm.chapter_numbers(Results(r for r in chapter_runs if "separate" not in r.get("label", "")),
+                               _recipe(labelled_fraction=0.1))
+    assert "separate passes did not run" in joint["passes_sentence"] and "nan" not in joint["passes_sentence"]
     assert numbers["mask_rate_fm"] == 0.5 and numbers["mask_rate_fm_other"] == 0.3
     assert numbers["strong_views"] == pytest.approx(2 * 10 * 8 / 400)
     assert numbers["n_val"] == 57 and numbers["n_labelled"] == 45 and numbers["runs"] == 18

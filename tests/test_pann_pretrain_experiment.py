@@ -68,3 +68,31 @@ def test_a_single_label_corpus_is_refused(tmp_path):
     clips = load("esc50", generate("esc50", tmp_path / "ESC-50", size="tiny", workers=1, progress=False))
     with pytest.raises(ValueError, match="single-label"):
         pp.PannPretraining(clips, store=ResultsStore(tmp_path / "results"))
+
+
+def test_the_book_s_shared_step_records_the_run_both_chapters_then_reuse(tmp_path, corpus, monkeypatch):
+    import torch
+
+    import esclib.data.sources as sources
+    from esclib.runner.chapter import QUICK_THREADS
+    from esclib.runner.spec import resolve
+    from esclib.runner.specs import get_spec
+
+    monkeypatch.setattr(sources, "dataset_root", lambda name, profile, data_root=None, seed=0: corpus)
+    monkeypatch.setattr(pp, "MINI_CONFIG", TINY)
+    monkeypatch.setenv("ESCLIB_RESULTS", str(tmp_path / "results"))
+    threads = torch.get_num_threads()
+    chapter = ResultsStore.for_profile("quick", notebook="01_pann_transfer", device="cpu", seed=3)
+    try:
+        pp.prepare_mini_pann(resolve(get_spec("02_fixmatch"), "quick", checkpoint="Cnn14"), notebook="02_fixmatch")
+        assert not list(chapter.results())  # another checkpoint: nothing to prepare
+        torch.set_num_threads(QUICK_THREADS + 1)
+        pp.prepare_mini_pann(resolve(get_spec("02_fixmatch"), "quick", seed=3), notebook="02_fixmatch")
+        assert torch.get_num_threads() == QUICK_THREADS  # as in the chapter (start_chapter), whose call follows
+        [prepared] = chapter.results("pann_pretrain")
+        path = pp.resolve_checkpoint(pp.MINI, store=chapter, seed=3, progress=False)
+        assert [r["id"] for r in chapter.results("pann_pretrain")] == [prepared["id"]]  # reused, not trained again
+        assert pp.resolve_checkpoint(pp.MINI, store=chapter, seed=0, progress=False) != path  # another seed: its own
+    finally:
+        torch.set_num_threads(threads)
+    assert prepared["identity"]["recipe"]["config"]["seed"] == 3 and prepared["environment"]["notebook"] == "02_fixmatch"

@@ -160,10 +160,41 @@ def test_every_chapter_runs_after_the_earlier_chapters_whose_work_it_reuses():
     for at, stem in enumerate(stems):
         spec = get_spec(stem)
         assert set(spec.after if spec else ()) <= set(stems[:at]), stem
-    assert get_spec("02_fixmatch").after == ("01_pann_transfer",)
     assert set(get_spec("06_overview").after) == set(stems[1:-1])
     with pytest.raises(ValueError, match="cannot run after itself"):
         ChapterSpec("demo", "Demo", None, after=("demo",))
+    with pytest.raises(ValueError, match=r"prepare steps \['pretrain'\] are not 'module:function'"):
+        ChapterSpec("demo", "Demo", None, prepare=("pretrain",))
+
+
+def test_chapters_01_and_02_wait_for_the_mini_pann_s_pretraining_not_for_each_other():
+    from esclib.runner.book import book_tasks
+    from esclib.runner.specs.ch01_pann_transfer import PREPARE_MINI_PANN
+
+    needs = book_tasks(toc_chapters(REPO / "_toc.yml"))
+    assert list(needs)[0] == PREPARE_MINI_PANN and needs[PREPARE_MINI_PANN] == []
+    assert needs["01_pann_transfer"] == needs["02_fixmatch"] == [PREPARE_MINI_PANN]
+    assert needs["00_data"] == needs["03_cae"] == []
+    assert needs["06_overview"] == ["01_pann_transfer", "02_fixmatch", "03_cae", "04_npid", "05_ssl"]
+
+
+def test_critical_paths_add_each_job_s_time_to_the_longest_path_through_those_waiting_for_it(tmp_path):
+    from esclib.runner.book import CHAPTER_TIMES, critical_paths, expected_seconds, start_order
+
+    needs = {"step": [], "a": ["step"], "b": ["step"], "c": [], "z": ["a", "b", "c"]}
+    paths = critical_paths(needs, {"a": 10, "b": 40, "c": 45, "z": 5})
+    assert paths == {"step": 45, "a": 15, "b": 45, "c": 50, "z": 5}  # step: 0 (unknown) + b 40 + z 5
+    with pytest.raises(ValueError, match="wait on each other"):
+        critical_paths({"a": ["b"], "b": ["a"]}, {})
+    assert start_order({"step": [], "a": ["step"], "b": [], "c": []}, {"a": 100, "b": 50, "c": 200}) == [
+        "c", "step", "a", "b"]  # paths 200, 100 (the step before a, its user), 100, 50
+    times = tmp_path / CHAPTER_TIMES
+    times.parent.mkdir(parents=True)
+    times.write_text("chapter,profile,wall time (min),measured on\n00_data,quick,0.5,x\n01_x,quick,not measured,"
+                     "y\n02_y,paper,90.0,z\n")
+    assert expected_seconds(tmp_path, "quick") == {"00_data": 30.0}
+    assert expected_seconds(tmp_path, "paper") == {"02_y": 5400.0}
+    assert expected_seconds(tmp_path / "none", "quick") == {}
 
 
 def _timed_notebook(path: Path, seconds: float) -> None:
@@ -178,29 +209,52 @@ def _timed_notebook(path: Path, seconds: float) -> None:
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), path)
 
 
+#: a shared step (ChapterSpec.prepare) that logs like _timed_notebook, with the chapter and parameters it was given
+_STEP_MODULE = """import json, os, time
+def step(params, notebook):
+    for event in ("start", "end"):
+        with open("times.log", "a") as out:
+            out.write(json.dumps(["step", event, time.time(), os.environ.get("OMP_NUM_THREADS")]) + "\\n")
+        time.sleep(1.5 if event == "start" else 0)
+    with open("step.json", "w") as out:
+        json.dump([notebook, params["profile"], params["seed"], os.environ.get("ESC_FORCE_RESULTS")], out)
+"""
+
+
 def test_chapters_run_two_at_once_each_on_its_share_of_the_cores_and_after_those_they_reuse(project, monkeypatch):
     import json
 
     from esclib.runner import book
 
     (project / "notebooks").mkdir()
-    for stem, seconds in (("a", 6), ("b", 0.5), ("c", 0.5)):
+    for stem, seconds in (("a", 6), ("b", 0.5), ("c", 0.5), ("d", 0.5)):
         _timed_notebook(project / "notebooks" / f"{stem}.ipynb", seconds)
-    monkeypatch.setattr(book, "get_spec", lambda stem: ChapterSpec(stem, stem, None, after=("a",) if stem == "c" else ()))
+    (project / "shared_step.py").write_text(_STEP_MODULE)
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.setattr(book, "get_spec", lambda stem: ChapterSpec(
+        stem, stem, None, after=("a",) if stem == "c" else (), prepare=("shared_step:step",) if stem == "d" else ()))
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    executions = book.run_chapters(project, ["a", "b", "c"], "quick", jobs=2)
-    assert [(e.source.stem, e.ok) for e in executions] == [("a", True), ("b", True), ("c", True)]
+    executions = book.run_chapters(project, ["a", "b", "c", "d"], "quick", jobs=2)
+    assert [(e.source.stem, e.ok) for e in executions] == [("a", True), ("b", True), ("c", True), ("d", True)]
     times = {(name, event): (at, threads) for name, event, at, threads in
              map(json.loads, (project / "times.log").read_text().splitlines())}
     assert times["b", "start"][0] < times["a", "end"][0]  # b ran beside a ...
     assert times["c", "start"][0] > times["a", "end"][0]  # ... but c, which reuses a's work, only after a
+    assert times["step", "start"][0] < times["a", "end"][0] < times["c", "start"][0]  # the step beside a, first ...
+    assert times["d", "start"][0] > times["step", "end"][0]  # ... and d, which reuses its work, after it
+    assert json.loads((project / "step.json").read_text()) == ["d", "quick", 0, "0"]
     assert {threads for _, threads in times.values()} == {str(max(1, book.available_cores() // 2))}
+    (project / "step.json").unlink()
+    assert esc("smoke", "b", "d", "--root", str(project), "--jobs", "2", "--no-progress") == 0
+    smoke = [nbformat.read(project / "book" / "chapters" / "smoke" / f"{s}.ipynb", as_version=4) for s in "bd"]
+    assert all("smoke" in nb.cells[0].source.lower() for nb in smoke) and not (project / "step.json").exists()
     monkeypatch.setattr(book, "get_spec", lambda stem: ChapterSpec(stem, stem, None, after=({"a": "b", "b": "a"}[stem],)))
     with pytest.raises(ValueError, match="wait on each other"):
         book.run_chapters(project, ["a", "b"], "quick", jobs=2)
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         book.run_chapters(project, ["a"], "quick", jobs=0)
     assert book.default_jobs("paper") == 1 and book.default_jobs("quick") == min(2, book.available_cores())
+    assert book.smoke_jobs() == min(2, book.available_cores())
 
 
 @pytest.mark.parametrize("source", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)

@@ -129,29 +129,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    """``esc smoke``: the smoke run (:mod:`esclib.smoke`) of every chapter of the book (or of those named)."""
-    from esclib.runner.book import toc_chapters
-    from esclib.runner.execute import CHAPTERS_DIR, execute, find_notebook
+    """``esc smoke``: the smoke run (:mod:`esclib.smoke`) of every chapter of the book (or of those named), ``--jobs``
+    at once."""
+    import time
+
+    from esclib.runner.book import run_chapters, smoke_jobs, toc_chapters
+    from esclib.runner.execute import find_notebook
 
     root = _enter_root(args)
     try:
-        stems = args.notebooks or toc_chapters(root / "_toc.yml")
-        sources = [find_notebook(stem, root) for stem in stems]
+        stems = [find_notebook(stem, root).stem for stem in args.notebooks or toc_chapters(root / "_toc.yml")]
     except ValueError as err:
         return _error("smoke", str(err))
-    rows = []
-    for source in sources:
-        print(f"[esc] smoke run of {source.stem}")
-        execution = execute(source, root / CHAPTERS_DIR / "smoke" / f"{source.stem}.ipynb", {}, profile="paper",
-                            root=root, progress=not args.no_progress, force=args.force, smoke=True)
-        rows.append((source.stem, execution))
+    start, jobs = time.monotonic(), args.jobs or smoke_jobs()
+    executions = run_chapters(root, stems, "paper", progress=not args.no_progress, force=args.force, jobs=jobs,
+                              smoke=True)
+    for execution in executions:
         if not execution.ok:
             print(execution.error, file=sys.stderr)
-    for stem, execution in rows:
-        print(f"[esc] smoke {stem}: {'passed' if execution.ok else 'FAILED'} in {execution.seconds:.1f} s")
-    print(f"[esc] smoke: {sum(e.ok for _, e in rows)} of {len(rows)} chapters passed in "
-          f"{sum(e.seconds for _, e in rows):.1f} s")
-    return 0 if all(e.ok for _, e in rows) else 1
+    for execution in executions:
+        print(f"[esc] smoke {execution.source.stem}: {'passed' if execution.ok else 'FAILED'} in "
+              f"{execution.seconds:.1f} s")
+    print(f"[esc] smoke: {sum(e.ok for e in executions)} of {len(executions)} chapters passed in "
+          f"{time.monotonic() - start:.1f} s ({jobs} at once; {sum(e.seconds for e in executions):.1f} s of "
+          "chapter time)")
+    return 0 if all(e.ok for e in executions) else 1
 
 
 def cmd_book(args: argparse.Namespace) -> int:
@@ -237,6 +239,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                               "the paper code path, end to end, in minutes on a CPU.")
     smoke.add_argument("notebooks", nargs="*", help="chapter stems (default: every chapter of the book)")
     smoke.add_argument("--root", help="repository root (default: the folder holding _config.yml, found upwards)")
+    smoke.add_argument("--jobs", type=_positive, default=None,
+                       help="chapters run at once, each on its share of the cores (default: 2, at most the cores)")
     smoke.set_defaults(func=cmd_smoke)
 
     book = subparsers.add_parser("book", parents=[common, execution], help="execute every chapter, then build the HTML book",

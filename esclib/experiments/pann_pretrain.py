@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from esclib.data.clips import ClipSet
 from esclib.data.identity import dataset_identity
@@ -98,6 +98,25 @@ def mini_pann(store: ResultsStore, *, profile: str = "quick", seed: int = 0, dev
     corpus = load("audioset-mini", dataset_root("audioset-mini", "quick", data_root, seed=seed))
     experiment = PannPretraining(corpus, store=store, profile=profile, seed=seed, device=device, progress=progress)
     return experiment.pretrained(config or replace(MINI_CONFIG, seed=seed))
+
+
+def prepare_mini_pann(params: Mapping[str, Any], *, notebook: str | None = None) -> None:
+    """``esc book``'s shared step before chapters 01 and 02 (their specs' ``prepare``): with checkpoint ``mini``,
+    the pre-training that :func:`resolve_checkpoint` would otherwise run inside whichever chapter came first, run
+    with that chapter's arguments (``params``: its resolved parameters; torch's threads as in the chapter) and
+    recorded in the profile's store for ``notebook``, so that both chapters start from the stored run; nothing for
+    another checkpoint."""
+    import torch
+
+    from esclib.runner.chapter import pick_device, torch_threads
+
+    if str(params["checkpoint"]) != MINI:
+        return
+    torch.set_num_threads(torch_threads(params["profile"]))
+    device = pick_device(params["profile"], params["device"])
+    store = ResultsStore.for_profile(params["profile"], notebook=notebook, device=str(device), seed=params["seed"])
+    resolve_checkpoint(MINI, store=store, profile=params["profile"], seed=params["seed"], device=str(device),
+                       progress=False)
 
 
 def resolve_checkpoint(checkpoint: str | Path, *, store: ResultsStore | None = None, profile: str = "quick",

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +30,7 @@ from esclib.runner.chapter import available_cores
 from esclib.runner.editions import (EDITIONS, edition_html, finish_student_edition, jupyter_book_args,
                                     launch_problems)
 from esclib.runner.execute import CHAPTERS_DIR, Execution, execute, executed_ok
-from esclib.runner.spec import PROFILES, ChapterSpec, Param
+from esclib.runner.spec import PROFILES, ChapterSpec, Param, resolve
 from esclib.runner.specs import get_spec
 
 #: the generated page listing every chapter's parameters, relative to the repository root
@@ -164,53 +165,159 @@ def default_jobs(profile: str) -> int:
     return max(1, min(QUICK_JOBS, available_cores())) if profile == "quick" else 1
 
 
-def _run_chapter(root: Path, stem: str, profile: str, progress: bool, force: bool) -> Execution:
-    return execute(root / "notebooks" / f"{stem}.ipynb", root / CHAPTERS_DIR / f"{stem}.ipynb", {}, profile=profile,
-                   root=root, progress=progress, force=force)
+#: smoke runs ``esc smoke`` runs at once (at most one per core): the smoke of every chapter took 444 s two at once
+#: against 525-631 s one after another on 2 cores, and a pair of full-size paper paths peaked near 10 GB of memory
+SMOKE_JOBS = 2
+
+
+def smoke_jobs() -> int:
+    """How many smoke runs ``esc smoke`` runs at once by default: :data:`SMOKE_JOBS`, at most the cores."""
+    return max(1, min(SMOKE_JOBS, available_cores()))
+
+
+def _run_chapter(root: Path, stem: str, profile: str, progress: bool, force: bool, smoke: bool) -> Execution:
+    output = root / CHAPTERS_DIR / ("smoke" if smoke else "") / f"{stem}.ipynb"
+    return execute(root / "notebooks" / f"{stem}.ipynb", output, {}, profile=profile, root=root, progress=progress,
+                   force=force, smoke=smoke)
+
+
+def _run_step(root: Path, step: str, stem: str, params: dict[str, Any], force: bool) -> tuple[float, str | None]:
+    """Run the shared step ``step`` (``"module:function"`` of chapter ``stem``'s spec ``prepare``) with the chapter's
+    resolved ``params``, in ``root`` and under the environment a chapter's kernel gets; its seconds and the error's
+    text (None when it succeeded)."""
+    import importlib
+    import traceback
+
+    from esclib.results.environment import git_commit
+    from esclib.runner.execute import kernel_environment
+
+    module, function = step.split(":")
+    os.chdir(root)
+    start = time.monotonic()
+    try:
+        with kernel_environment(git_commit(root), Path(os.devnull), force):
+            getattr(importlib.import_module(module), function)(params, notebook=stem)
+    except Exception:  # noqa: BLE001 - the chapters that need the step then do its work themselves
+        return time.monotonic() - start, traceback.format_exc()
+    return time.monotonic() - start, None
 
 
 def _set_threads(threads: str) -> None:
     os.environ["OMP_NUM_THREADS"] = threads
 
 
-def run_chapters(root: Path, stems: list[str], profile: str, *, progress: bool = True, force: bool = False,
-                 jobs: int = 1) -> list[Execution]:
-    """Execute every chapter ``notebooks/<stem>.ipynb`` into ``book/chapters/<stem>.ipynb`` (``force``: re-compute
-    finished results) and return their Executions in book order.
+def expected_seconds(root: Path, profile: str) -> dict[str, float]:
+    """Each chapter's wall time in ``profile`` as last measured (:data:`CHAPTER_TIMES`); chapters not measured are
+    absent."""
+    import csv
 
-    ``jobs`` > 1 runs that many chapters at once, each from its own process on its share of the cores
-    (``$OMP_NUM_THREADS``, unless set already; a quick chapter's torch takes one thread in any case,
-    :data:`esclib.runner.chapter.QUICK_THREADS`) and without progress bars (a line per chapter instead), in book order
-    except that a chapter starts only once the chapters of its spec's ``after`` have finished."""
+    path = root / CHAPTER_TIMES
+    if not path.is_file():
+        return {}
+    seconds = {}
+    with path.open(newline="") as rows:
+        for row in csv.DictReader(rows):
+            try:
+                if row["profile"] == profile:
+                    seconds[row["chapter"]] = 60 * float(row["wall time (min)"])
+            except (KeyError, TypeError, ValueError):
+                continue
+    return seconds
+
+
+def book_tasks(stems: list[str], *, prepare: bool = True) -> dict[str, list[str]]:
+    """The jobs of a book build with what each waits for: every shared ``prepare`` step of the chapters' specs once
+    (first, waiting for nothing; none unless ``prepare``), then every chapter of ``stems`` waiting for its steps and
+    for the chapters of its spec's ``after`` that are built too."""
+    specs = {stem: get_spec(stem) for stem in stems}
+    steps = {stem: list(spec.prepare) if spec and prepare else [] for stem, spec in specs.items()}
+    return {**{step: [] for step in dict.fromkeys(s for listed in steps.values() for s in listed)},
+            **{stem: [*steps[stem], *(d for d in (spec.after if spec else ()) if d in stems)]
+               for stem, spec in specs.items()}}
+
+
+def critical_paths(needs: dict[str, list[str]], seconds: dict[str, float]) -> dict[str, float]:
+    """Each job's expected seconds until the build ends if it started now: its own (``seconds``, 0 when unknown)
+    plus the longest path through the jobs waiting for it. Jobs that wait on each other raise a ValueError."""
+    waiting: dict[str, list[str]] = {name: [] for name in needs}
+    for name, prior in needs.items():
+        for before in prior:
+            waiting[before].append(name)
+    paths: dict[str, float] = {}
+
+    def path(name: str, seen: tuple[str, ...]) -> float:
+        if name in seen:
+            raise ValueError(f"chapters {list(seen[seen.index(name):])} wait on each other (their specs' after: "
+                             f"{ {n: needs[n] for n in seen} })")
+        if name not in paths:
+            paths[name] = seconds.get(name, 0.0) + max((path(w, (*seen, name)) for w in waiting[name]), default=0.0)
+        return paths[name]
+
+    for name in needs:
+        path(name, ())
+    return paths
+
+
+def start_order(needs: dict[str, list[str]], seconds: dict[str, float]) -> list[str]:
+    """The jobs of ``needs`` in the order a free slot takes the ready ones: the longest expected path to the end
+    first (:func:`critical_paths`), the given order among equals."""
+    paths = critical_paths(needs, seconds)
+    return sorted(needs, key=lambda name: -paths[name])
+
+
+def run_chapters(root: Path, stems: list[str], profile: str, *, progress: bool = True, force: bool = False,
+                 jobs: int = 1, smoke: bool = False) -> list[Execution]:
+    """Execute every chapter ``notebooks/<stem>.ipynb`` into ``book/chapters/<stem>.ipynb`` (``force``: re-compute
+    finished results; ``smoke``: their smoke runs, :mod:`esclib.smoke`, into ``book/chapters/smoke/``, without the
+    shared steps, which prepare quick models) and return their Executions in book order.
+
+    ``jobs`` > 1 runs that many jobs at once (:func:`book_tasks`: the chapters and the shared steps of their specs'
+    ``prepare``), each from its own process on its share of the cores (``$OMP_NUM_THREADS``, unless set already; a
+    quick chapter's torch takes one thread in any case, :data:`esclib.runner.chapter.QUICK_THREADS`) and without
+    progress bars (a line per job instead). A job starts once those it waits for have finished, in
+    :func:`start_order` of the last measured times (:func:`expected_seconds`). A shared step that fails is reported and its chapters do its work themselves."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if jobs == 1:
         executions = []
         for stem in stems:
-            print(f"[esc] chapter {stem} ({profile})", flush=True)
-            executions.append(_run_chapter(root, stem, profile, progress, force))
+            print(f"[esc] {'smoke run of' if smoke else 'chapter'} {stem} ({profile})", flush=True)
+            executions.append(_run_chapter(root, stem, profile, progress, force, smoke))
         return executions
-    specs = {stem: get_spec(stem) for stem in stems}
-    after = {stem: [d for d in (spec.after if spec else ()) if d in stems] for stem, spec in specs.items()}
+    needs = book_tasks(stems, prepare=not smoke)
+    order = start_order(needs, {} if smoke else expected_seconds(root, profile))
+    users = {step: [s for s in stems if step in needs[s]] for step in needs if step not in stems}
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, available_cores() // jobs))
     done: dict[str, Execution] = {}
+    finished: set[str] = set()
     running: dict[Future, str] = {}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_set_threads,
                              initargs=(threads,)) as pool:
-        while len(done) < len(stems):
-            for stem in stems:
-                busy = stem in done or stem in running.values()
-                if len(running) < jobs and not busy and all(d in done for d in after[stem]):
-                    print(f"[esc] chapter {stem} ({profile}) started", flush=True)
-                    running[pool.submit(_run_chapter, root, stem, profile, False, force)] = stem
-            if not running:
-                raise ValueError(f"chapters {[s for s in stems if s not in done]} wait on each other (their specs' "
-                                 f"after: {after})")
+        while len(finished) < len(needs):
+            for name in order:
+                busy = name in finished or name in running.values()
+                if len(running) < jobs and not busy and all(d in finished for d in needs[name]):
+                    if name in users:
+                        print(f"[esc] shared step {name} (for {', '.join(users[name])}) started", flush=True)
+                        stem = users[name][0]
+                        job = pool.submit(_run_step, root, name, stem, resolve(get_spec(stem), profile), force)
+                    else:
+                        print(f"[esc] {'smoke run of' if smoke else 'chapter'} {name} ({profile}) started", flush=True)
+                        job = pool.submit(_run_chapter, root, name, profile, False, force, smoke)
+                    running[job] = name
+            if not running:  # unreachable while critical_paths refuses cycles; never wait on nothing
+                raise RuntimeError(f"no job can start: {[n for n in needs if n not in finished]} wait on {needs}")
             for future in wait(running, return_when=FIRST_COMPLETED).done:
-                stem = running.pop(future)
-                done[stem] = future.result()
-                print(f"[esc] chapter {stem}: {'done' if done[stem].ok else 'FAILED'} in "
-                      f"{done[stem].seconds:.0f} s", flush=True)
+                name = running.pop(future)
+                finished.add(name)
+                if name in users:
+                    seconds, error = future.result()
+                    print(f"[esc] shared step {name}: " + (f"done in {seconds:.0f} s" if error is None else
+                          f"FAILED in {seconds:.0f} s (its chapters do its work themselves)\n{error}"), flush=True)
+                    continue
+                done[name] = future.result()
+                print(f"[esc] {'smoke run of' if smoke else 'chapter'} {name}: "
+                      f"{'done' if done[name].ok else 'FAILED'} in {done[name].seconds:.0f} s", flush=True)
     return [done[stem] for stem in stems]
 
 

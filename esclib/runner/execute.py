@@ -191,7 +191,7 @@ def smoke_environment(smoke: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _kernel_environment(commit: str, results_log: Path, force: bool) -> Iterator[None]:
+def kernel_environment(commit: str, results_log: Path, force: bool) -> Iterator[None]:
     """Environment variables the kernel inherits: the commit, the results log, whether finished results are
     re-computed, and the allocator's settings (:data:`KERNEL_TUNABLES`)."""
     values = {"ESC_COMMIT": commit, RESULTS_LOG_ENV: str(results_log), RESULTS_FORCE_ENV: "1" if force else "0",
@@ -304,7 +304,7 @@ def _execute(source: Path, output: Path, parameters: Mapping[str, Any], *, profi
     start = time.monotonic()
     try:
         timeout = cell_timeout(profile, smoke)
-        with _kernel_environment(commit, log, force):
+        with kernel_environment(commit, log, force):
             papermill.execute_notebook(
                 str(source), str(running), parameters=parameters, kernel_name="python3", cwd=str(root),
                 progress_bar=progress, kernel_manager_class=ThisPythonKernelManager, shutdown_kernel="immediate",

@@ -100,9 +100,11 @@ class ChapterSpec:
     whose fields are exactly the parameters of scope ``recipe``; ``checks`` run on the resolved parameters together
     (e.g. :func:`folds_fit`: folds the dataset has), each raising a ValueError that names the parameters;
     ``smoke`` the defaults a smoke run (:mod:`esclib.smoke`) takes instead of the paper ones (one fold, the smallest
-    grid) -- everything else stays at the paper profile's value; ``after`` the chapters whose pre-trainings or runs
-    this one reuses: when ``esc book`` runs chapters at once, it starts only after them (instead of waiting on or
-    repeating their work).
+    grid) -- everything else stays at the paper profile's value; ``after`` the chapters whose runs this one reuses:
+    when ``esc book`` runs chapters at once, it starts only after them (instead of waiting on or repeating their
+    work); ``prepare`` shared steps as ``"module:function"`` (called as ``function(params, notebook=stem)`` with the
+    chapter's resolved parameters), e.g. a pre-training that several chapters reuse: ``esc book`` runs each distinct
+    step once, as a job of its own, before the chapters that list it (a chapter run alone does the work itself).
     ``seed`` and ``device`` are added to ``params`` unless the spec defines them itself.
     """
 
@@ -114,6 +116,7 @@ class ChapterSpec:
     checks: tuple[CrossCheck, ...] = ()
     smoke: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()
+    prepare: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if "profile" in self.params:
@@ -124,6 +127,9 @@ class ChapterSpec:
             raise ValueError(f"spec {self.notebook}: smoke overrides {unknown} are not parameters")
         if self.notebook in self.after:
             raise ValueError(f"spec {self.notebook}: a chapter cannot run after itself (after={self.after})")
+        malformed = [step for step in self.prepare if not re.fullmatch(r"[\w.]+:\w+", step)]
+        if malformed:
+            raise ValueError(f"spec {self.notebook}: prepare steps {malformed} are not 'module:function'")
 
     @property
     def names(self) -> list[str]:

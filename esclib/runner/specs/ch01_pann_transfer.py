@@ -31,6 +31,8 @@ STRATEGIES = ("scratch", "fine-tune", "freeze_l1", "freeze_l3")
 #: model selections (esclib.data.splits.SELECTIONS, kept literal for the same reason)
 SELECTIONS = ("validation-fold", "budgeted", "last")
 DATASETS = ("esc50", "esc10", "us8k")
+#: the shared step of chapters 01 and 02 (esc book runs it once, before both): the quick mini PANN's pre-training
+PREPARE_MINI_PANN = "esclib.experiments.pann_pretrain:prepare_mini_pann"
 
 
 def checkpoint_name(value: Any) -> None:
@@ -81,6 +83,7 @@ SPEC = ChapterSpec(
     experiment="pann_transfer",
     recipes=("esclib.experiments.pann_transfer:TransferRecipe",),
     checks=(folds_fit("folds", "few_shot_folds", dataset="dataset"), sample_rate_fits),
+    prepare=(PREPARE_MINI_PANN,),
     # smoke: ESC-10 (ESC-50's subset: the same files, layout and code path) with its 50 clips instead of 250, so
     # that the frozen embeddings and the evaluations of Cnn14 on whole 5-s clips take seconds, not minutes
     smoke={"dataset": "esc10", "folds": "1", "batch_size": 4, "few_shot_folds": "1", "few_shot_per_class": "2",

@@ -22,7 +22,7 @@ from esclib.runner.spec import (
     parse_folds,
     parse_names,
 )
-from esclib.runner.specs.ch01_pann_transfer import architecture, checkpoint_name
+from esclib.runner.specs.ch01_pann_transfer import PREPARE_MINI_PANN, architecture, checkpoint_name
 
 #: kept literal so the spec imports no torch: esclib.experiments.fixmatch.ARMS / ABLATIONS / POLICIES,
 #: esclib.train.fixmatch.PASS_STRUCTURES, esclib.data.splits.SELECTIONS
@@ -44,7 +44,7 @@ SPEC = ChapterSpec(
     title="FixMatch: pseudo-labels from a pretrained PANN",
     experiment="fixmatch",
     recipes=("esclib.experiments.fixmatch:FixMatchRecipe",),
-    after=("01_pann_transfer",),  # quick: the mini PANN chapter 01 pre-trains on the synthetic mini-AudioSet
+    prepare=(PREPARE_MINI_PANN,),  # quick: the mini PANN pre-trained on the synthetic mini-AudioSet, as chapter 01
     checks=(folds_fit("folds", "ablation_folds", dataset="dataset"),),
     smoke={"folds": "1", "batch_size": 2, "upper_bound": False, "compare_passes": False, "selections": "",
            "ablations": "none"},
@@ -96,8 +96,9 @@ SPEC = ChapterSpec(
                            "out of training; Oliver et al. 2018) or 'last' (the final epoch)", "validation-fold",
                            "validation-fold", choices=SELECTIONS),
         "compare_passes": Param("also run fixmatch-pann with the other pass structure (the chapter's curves of mask "
-                                "rate and pseudo-label accuracy under both)", True, True, choices=(True, False),
-                                scope="grid"),
+                                "rate and pseudo-label accuracy under both; quick: off, on request -- inside the fold "
+                                "noise there, and a fifth of the chapter's time)", False, True,
+                                choices=(True, False), scope="grid"),
         "selections": Param("other selection rules to run supervised-pann and fixmatch-pann with (the selection "
                             "table, beside the final epoch every run also tests; comma-separated, 'none': none; "
                             "quick: none, its steps go to the main arms)",
