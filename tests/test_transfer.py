@@ -506,6 +506,33 @@ def test_tables_compare_arms_fold_by_fold_and_state_the_studys_order():
     assert comparisons(results.select(arm="fine-tune")).empty
 
 
+def test_a_reversed_relation_is_explained_by_the_strategies_final_training_loss():
+    from esclib.experiments.pann_transfer import expected_order, reversal_evidence
+    from esclib.results.summary import Results
+
+    def run(arm, fold, acc, losses):
+        return {"experiment": "pann_transfer", "arm": arm, "setting": {"dataset": "esc50", "fold": fold},
+                "identity": {"arm": arm, "seed": 0, "setting": {"fold": fold}}, "metrics": {"accuracy": acc},
+                "curves": [{"epoch": e + 1, "loss": loss} for e, loss in enumerate(losses)]}
+
+    def results(fine_tune_end):
+        return Results([run("fine-tune", f, 0.70 + 0.01 * f, [2.0, fine_tune_end + 0.1 * f]) for f in (1, 2, 3)]
+                       + [run("freeze_l3", f, 0.85 + 0.01 * f, [1.5, 0.4 + 0.1 * f]) for f in (1, 2, 3)])
+
+    recipe = _transfer_recipe(epochs=6, steps_per_epoch=10, batch_size=16)
+    under = results(1.0)  # fine-tune ends at 1.1 / 1.2 / 1.3 (mean 1.20), freeze_l3 at 0.5 / 0.6 / 0.7 (mean 0.60)
+    text = reversal_evidence(under, expected_order(under), recipe)
+    assert text.startswith("Why reversed: after 60 optimiser steps of 16 clips (the study: 10,000 of 32)")
+    assert "fine-tune's training loss ended at 1.20 against freeze_l3's 0.60" in text and "under-trained" in text
+    fitted = results(0.3)  # mean 0.50: fitted as well as freeze_l3 and still lower
+    text = reversal_evidence(fitted, expected_order(fitted), recipe)
+    assert "ended at 0.50 against freeze_l3's 0.60" in text and "does not explain" in text
+    assert "under-trained" not in text
+    agreeing = Results([run("fine-tune", f, 0.9, [1.0, 0.5]) for f in (1, 2, 3)]
+                       + [run("freeze_l3", f, 0.8 + 0.01 * f, [1.0, 0.5]) for f in (1, 2, 3)])
+    assert reversal_evidence(agreeing, expected_order(agreeing), recipe).startswith("No relation")
+
+
 def test_the_paper_profile_is_table_ixs_protocol():
     """Paper: every fold, training on the other four, the last step kept, the authors' fixed-iteration recipe --
     so that the only differences left beside Table IX are what the study leaves unsaid."""

@@ -625,6 +625,34 @@ def order_summary(order: pd.DataFrame) -> str:
             + "; ".join(parts) + ".")
 
 
+def reversal_evidence(results: Results, order: pd.DataFrame, recipe: TransferRecipe) -> str:
+    """Why a relation of the study's order is reversed (:func:`expected_order`): the two strategies' training loss at
+    the last epoch (mean over folds) after ``recipe``'s optimiser steps. A strategy that tests lower while its loss is
+    still above the other's has not fitted its training clips (under-trained, a budget effect); one that fitted them
+    as well and still tests lower is not explained by the budget.
+
+    Notebook: 01_pann_transfer.
+    """
+    reversed_ = [] if order.empty else order.loc[order["this run"] == "reversed", "study's order"].tolist()
+    if not reversed_:
+        return "No relation of the study's order is reversed beyond the fold noise here."
+    final: dict[str, list[float]] = {}
+    for run in results:
+        if run.get("curves"):
+            final.setdefault(run["arm"], []).append(run["curves"][-1]["loss"])
+    parts = []
+    for relation in reversed_:
+        higher, lower = relation.split(" > ")
+        ours, theirs = float(np.mean(final[higher])), float(np.mean(final[lower]))
+        parts.append(f"{higher}'s training loss ended at {ours:.2f} against {lower}'s {theirs:.2f}: " + (
+            f"{higher} had not fitted its training clips as well as {lower} -- under-trained in this budget, not worse "
+            "at transfer (a longer schedule, parameter `epochs`, is the test)" if ours > theirs else
+            f"{higher} fitted its training clips as well as {lower} and still tested lower, so the short schedule "
+            "does not explain the reversal"))
+    return (f"Why reversed: after {recipe.steps} optimiser steps of {recipe.batch_size} clips (the study: "
+            f"{AUTHORS_RECIPE['steps']:,} of {AUTHORS_RECIPE['batch_size']}), " + "; ".join(parts) + ".")
+
+
 def _selection_pairs(results: Results) -> list:
     """(strategy, selection, paired difference of ``selection`` against ``last``) for every strategy of
     :meth:`FewShotTransfer.selection_runs` that ran under both."""
