@@ -100,21 +100,17 @@ def mini_pann(store: ResultsStore, *, profile: str = "quick", seed: int = 0, dev
     return experiment.pretrained(config or replace(MINI_CONFIG, seed=seed))
 
 
-def prepare_mini_pann(params: Mapping[str, Any], *, notebook: str | None = None) -> None:
+def prepare_mini_pann(params: Mapping[str, Any], *, notebook: str) -> None:
     """``esc book``'s shared step before chapters 01 and 02 (their specs' ``prepare``): with checkpoint ``mini``,
-    the pre-training that :func:`resolve_checkpoint` would otherwise run inside whichever chapter came first, run
-    with that chapter's arguments (``params``: its resolved parameters; torch's threads as in the chapter) and
-    recorded in the profile's store for ``notebook``, so that both chapters start from the stored run; nothing for
-    another checkpoint."""
-    import torch
-
-    from esclib.runner.chapter import pick_device, torch_threads
+    the pre-training that :func:`resolve_checkpoint` would otherwise run inside whichever chapter came first, run in
+    chapter ``notebook`` as entered with its resolved ``params`` (:func:`esclib.runner.chapter.enter_chapter`: the
+    chapter's threads, device and store), so that both chapters start from the stored run; nothing for another
+    checkpoint."""
+    from esclib.runner.chapter import enter_chapter
 
     if str(params["checkpoint"]) != MINI:
         return
-    torch.set_num_threads(torch_threads(params["profile"]))
-    device = pick_device(params["profile"], params["device"])
-    store = ResultsStore.for_profile(params["profile"], notebook=notebook, device=str(device), seed=params["seed"])
+    device, store = enter_chapter(notebook, params)
     resolve_checkpoint(MINI, store=store, profile=params["profile"], seed=params["seed"], device=str(device),
                        progress=False)
 

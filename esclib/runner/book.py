@@ -275,7 +275,8 @@ def run_chapters(root: Path, stems: list[str], profile: str, *, progress: bool =
     ``prepare``), each from its own process on its share of the cores (``$OMP_NUM_THREADS``, unless set already; a
     quick chapter's torch takes one thread in any case, :data:`esclib.runner.chapter.QUICK_THREADS`) and without
     progress bars (a line per job instead). A job starts once those it waits for have finished, in
-    :func:`start_order` of the last measured times (:func:`expected_seconds`). A shared step that fails is reported and its chapters do its work themselves."""
+    :func:`start_order` of the last measured times (:func:`expected_seconds`). A shared step that fails is reported
+    and its chapters do its work themselves."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if jobs == 1:

@@ -128,16 +128,28 @@ def torch_threads(profile: str = "paper") -> int:
     return available_cores()
 
 
-def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:
-    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): read its parameters from ``namespace`` (the
-    notebook's ``globals()``: every name of the spec found there) and ``given``, resolve them against its spec
-    (unknown names and invalid values raise a ValueError naming them), seed python / numpy / torch, set torch's
-    thread count (:func:`torch_threads`), pick the device, show the run-metadata table and return the context.
-    ``profile`` defaults to ``quick``."""
+def enter_chapter(notebook_stem: str, params: Mapping[str, Any]) -> tuple[Any, ResultsStore]:
+    """Enter chapter ``notebook_stem`` with its resolved ``params``: seed python / numpy / torch, set torch's thread
+    count (:func:`torch_threads`), pick the device and open the profile's results store for the chapter; returns
+    ``(device, store)``. :func:`start_chapter` does this, and so does a shared step of ``esc book``
+    (:attr:`ChapterSpec.prepare`), so that the step's runs are exactly those the chapter would have run."""
     import torch
 
     from esclib.experiments.base import seed_everything
 
+    seed_everything(params["seed"])
+    torch.set_num_threads(torch_threads(params["profile"]))
+    device = pick_device(params["profile"], params["device"])
+    return device, ResultsStore.for_profile(params["profile"], notebook=notebook_stem, device=str(device),
+                                            seed=params["seed"])
+
+
+def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None, **given: Any) -> ChapterContext:
+    """Start chapter ``notebook_stem`` (e.g. ``"01_pann_transfer"``): read its parameters from ``namespace`` (the
+    notebook's ``globals()``: every name of the spec found there) and ``given``, resolve them against its spec
+    (unknown names and invalid values raise a ValueError naming them), enter it (:func:`enter_chapter`: seeds,
+    torch's threads, device, store), show the run-metadata table and return the context. ``profile`` defaults to
+    ``quick``."""
     spec = get_spec(notebook_stem)
     if spec is None:
         raise ValueError(f"no spec for notebook {notebook_stem!r}: expected esclib/runner/specs/ch{notebook_stem}.py "
@@ -145,9 +157,7 @@ def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None
     if namespace is not None:
         given = {**{name: namespace[name] for name in spec.names if name in namespace}, **given}
     params = resolve(spec, given.pop("profile", None) or "quick", **given)
-    seed_everything(params["seed"])
-    torch.set_num_threads(torch_threads(params["profile"]))
-    device = pick_device(params["profile"], params["device"])
+    device, store = enter_chapter(notebook_stem, params)
     from esclib import smoke
 
     metadata = RunMetadata(environment(notebook=notebook_stem, profile=params["profile"],
@@ -155,7 +165,5 @@ def start_chapter(notebook_stem: str, namespace: Mapping[str, Any] | None = None
                                           if smoke.active() else {}),
                                        **({"dataset": params["dataset"]} if "dataset" in params else {}),
                                        device=str(device), seed=params["seed"]), parameters=params)
-    store = ResultsStore.for_profile(params["profile"], notebook=notebook_stem, device=str(device),
-                                     seed=params["seed"])
     _show(metadata)
     return ChapterContext(spec=spec, params=params, device=device, store=store, metadata=metadata)
