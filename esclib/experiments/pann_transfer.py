@@ -561,7 +561,8 @@ def top_tags(model: PannModel, wave: np.ndarray, top: int = 5) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------ what the run shows
 def specaugment_coverage(experiment: TransferExperiment, seconds: float) -> float:
     """The largest share of a ``seconds`` crop's frames the authors' SpecAugment time stripes can mask together (two
-    of up to 64 frames: 13 % of a 10-s clip at 32 kHz, 64 % of the quick profile's 2-s crops at 16 kHz)."""
+    of up to 64 frames: 13 % of a 10-s clip at 32 kHz, 51 % of the quick profile's 5-s clips on the mini's 20-ms
+    hop)."""
     width, stripes = SPEC_AUGMENT_ARGS[:2]
     return min(1.0, width * stripes / experiment.frames(seconds))
 
