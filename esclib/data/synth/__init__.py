@@ -43,12 +43,12 @@ Layouts (``<root>`` is the dataset folder passed to :func:`generate` and to the 
                    scene-typical events; the two sets are the loader's two folds; no metadata file.
 
 Each tree also holds ``<root>/.esclib-synth.json`` (dataset, size, seed, generator version, completeness).
-Sizes (:data:`SIZES`): ``quick`` -- ESC-50 10 classes x 40 clips, UrbanSound8K ~90 slices per class (5
-recordings per class and fold), ESC-US 600 clips, mini-AudioSet 3,000 clips of 2 s, DCASE 2013 5 per scene and set;
-``full`` -- ESC-50 50 x 40 (2,000 clips), UrbanSound8K a few thousand slices, ESC-US 10,000, mini-AudioSet 20,000,
-DCASE 2013 10 per scene and set (as released); ``smoke`` -- the real dataset's classes, folds, sample rates, clip
-lengths and channels with a clip or two per class and fold (the paper profile's smoke runs: ``esc data synth NAME
---size smoke``); ``tiny`` -- a few dozen files each, for tests. One process at a time writes a world (a lock file beside it); the others wait.
+Sizes (:data:`SIZES`): ``quick`` -- ESC-50 10 classes x 40 clips, UrbanSound8K ~60 slices per class, ESC-US 600
+clips, mini-AudioSet 3,000 clips of 2 s, DCASE 2013 5 per scene and set; ``full`` -- ESC-50 50 x 40 (2,000 clips),
+UrbanSound8K a few thousand slices, ESC-US 10,000, mini-AudioSet 20,000, DCASE 2013 10 per scene and set (as
+released); ``smoke`` -- the real dataset's classes, folds, sample rates, clip lengths and channels with a clip or two
+per class and fold (the paper profile's smoke runs: ``esc data synth NAME --size smoke``); ``tiny`` -- a few dozen
+files each, for tests. One process at a time writes a world (a lock file beside it); the others wait.
 """
 
 from esclib.data.synth.build import DATASETS, DIFFICULTY, SIZES, WORLD_VERSION, generate, plan

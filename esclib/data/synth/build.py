@@ -34,9 +34,7 @@ SIZES: dict[str, dict[str, dict]] = {
               "full": dict(classes=classes.ESC50, clips_per_class=40)},
     "us8k": {"tiny": dict(classes=classes.US8K[:2], sources_per_fold=1, max_occurrences=1, max_slices=2),
              "smoke": dict(sources_per_fold=1, max_occurrences=1, max_slices=1),
-             # quick: 5 recordings per class and fold (was 3: test folds of ~50 clips from 30 recordings, whose
-             # accuracy swung with the recordings drawn -- 0.59 to 0.85 for one model; now ~90 clips per fold)
-             "quick": dict(sources_per_fold=5, max_occurrences=2, max_slices=3),
+             "quick": dict(sources_per_fold=3, max_occurrences=2, max_slices=3),
              "full": dict(sources_per_fold=10, max_occurrences=3, max_slices=6)},
     "escus": {"tiny": dict(n_clips=12), "smoke": dict(n_clips=20), "quick": dict(n_clips=600),
               "full": dict(n_clips=10_000)},
