@@ -115,8 +115,8 @@ SPEC = ChapterSpec(
                        check=in_range(0, 100)),
         "specaugment": Param("SpecAugment inside the network while training scratch and fine-tune (time 64 x 2, "
                              "frequency 8 x 2); a frozen base never augments (quick: off -- stripes sized for the "
-                             "authors' 10-s clips at 32 kHz cover up to 51 % of a 5-s clip at the mini's 20-ms hop)", False, True,
-                             choices=(True, False)),
+                             "authors' 10-s clips at 32 kHz cover up to 51 % of a 5-s clip at the mini's 20-ms hop)",
+                             False, True, choices=(True, False)),
         "clip_seconds": Param("seconds of log-mel per training clip (a random crop; the clip's length: whole "
                               "clips, as the authors); tests read whole clips", 5.0, 5.0, check=in_range(0.1, 60)),
         "selection": Param("model selection: 'last' (train on every other fold, keep the last step: Table IX), "
