@@ -89,6 +89,24 @@ def test_an_empty_value_means_an_empty_list_not_the_default():
     assert resolve(SPEC, "quick", arms="none")["arms"] == ()
 
 
+def test_the_none_word_asks_for_none_where_a_given_none_takes_the_default():
+    spec = ChapterSpec("demo", "Demo", "demo", {
+        "crop": Param("seconds per crop ('whole': whole clips)", 1.0, None, check=in_range(0.25, 60), none="whole")})
+    assert resolve(spec, "quick")["crop"] == 1.0 and resolve(spec, "quick", crop=None)["crop"] == 1.0
+    assert resolve(spec, "quick", crop="whole")["crop"] is None
+    assert resolve(spec, "paper", crop="whole")["crop"] is None and resolve(spec, "paper", crop=2)["crop"] == 2
+    with pytest.raises(ValueError, match=r"invalid value 'Whole' for parameter 'crop': expected a number in "
+                                         r"\[0.25, 60\] or 'whole'"):
+        resolve(spec, "quick", crop="Whole")
+    page = parameters_markdown([("demo", spec)])
+    assert "| `crop` | recipe | `1.0` | `'whole'` | a number in [0.25, 60] or `whole` |" in page
+    with pytest.raises(ValueError, match="its help must say what the word 'all'"):
+        Param("clips in the pool", None, 5, none="all")
+    chapter = get_spec("02_fixmatch")
+    assert resolve(chapter, "quick", crop_seconds=literal("whole"), steps_per_epoch=literal("pass"))[
+        "crop_seconds"] is None
+
+
 def test_data_chapter_spec_and_parameters_page():
     spec = get_spec("00_data")
     assert spec.experiment is None and "dataset" in spec.params and get_spec("99_missing") is None

@@ -68,8 +68,12 @@ def _literal(value: Any) -> str:
 
 def _allowed(param: Param) -> str:
     if param.choices is not None:
-        return ", ".join(f"`{c}`" for c in param.choices)
-    return getattr(param.check, "description", "") or getattr(param.parse, "description", "")
+        allowed = ", ".join(f"`{c}`" for c in param.choices)
+    else:
+        allowed = getattr(param.check, "description", "") or getattr(param.parse, "description", "")
+    if param.none is not None:
+        allowed = f"{allowed} or `{param.none}`" if allowed else f"`{param.none}`"
+    return allowed
 
 
 def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
@@ -90,7 +94,8 @@ def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
         f"`profile` is one of {', '.join(f'`{p}`' for p in PROFILES)}: `quick` runs on synthetic data on a CPU in",
         "minutes; `paper` follows the study's protocol at full scale on the real data (a GPU is used when present).",
         "Values given with `-p` are read as Python literals (`1e-4`, `[1, 2]`, `None`), else as text (`1-3`);",
-        "`''` is an empty list.",
+        "`''` is an empty list. `None` takes the profile's default; where a parameter's None means something (whole",
+        "clips, every clip, one pass), the word its table shows asks for it (`-p crop_seconds whole`).",
         "",
         "The *scope* says what a parameter changes. `recipe`, `input` and `run` parameters are part of every run's",
         "identity: a run with another value trains anew, and a stored result is reused only when every one of them",
@@ -105,7 +110,8 @@ def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
         lines += ["| parameter | scope | quick | paper | allowed | meaning |", "|---|---|---|---|---|---|"]
         for name, param in spec.params.items():
             meaning = param.help.replace("|", "\\|")
-            lines.append(f"| `{name}` | {param.scope} | {_literal(param.quick)} | {_literal(param.paper)} | "
+            lines.append(f"| `{name}` | {param.scope} | {_literal(param.shown(param.quick))} | "
+                         f"{_literal(param.shown(param.paper))} | "
                          f"{_allowed(param)} | {meaning} |")
     return "\n".join(lines) + "\n"
 

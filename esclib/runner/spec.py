@@ -4,9 +4,10 @@ Every chapter ``notebooks/NN_name.ipynb`` has a spec ``esclib/runner/specs/chNN_
 ``SPEC = ChapterSpec(...)``. The same spec validates ``esc run -p NAME VALUE`` before papermill starts, resolves the
 parameters inside the notebook (:func:`esclib.runner.start_chapter`), and generates the book's parameter tables.
 A parameter given as ``None`` takes its profile's default: ``quick`` (synthetic data, CPU, minutes) or ``paper``
-(the study's protocol at full scale). The spec is the one source of the defaults: the chapter's recipe
-(:class:`esclib.experiments.base.Recipe`) is built from the resolved parameters and has no defaults of its own
-that a chapter could silently fall back on.
+(the study's protocol at full scale). Where a parameter's None has a meaning of its own (whole clips, every clip, one
+pass), its ``none`` word asks for it in either profile (``-p crop_seconds whole``). The spec is the one source of the
+defaults: the chapter's recipe (:class:`esclib.experiments.base.Recipe`) is built from the resolved parameters and has
+no defaults of its own that a chapter could silently fall back on.
 
 Each parameter has a *scope*, shown in the book's parameter tables and checked by the tests:
 
@@ -43,7 +44,9 @@ class Param:
     ``description`` attribute, if any, is shown in the book's parameter tables); ``parse``
     turns a given value into the value the chapter uses (e.g. :func:`parse_folds` turns ``"1-3"`` into
     ``(1, 2, 3)``). A resolved value of None (a default of None, e.g. "no data root: synthetic data") is not checked.
-    ``scope`` is one of :data:`SCOPES`.
+    ``scope`` is one of :data:`SCOPES`. ``none`` is the word that gives the parameter the value None where None means
+    something (e.g. ``"whole"``: whole clips): a given None takes the profile's default, so without the word a profile
+    whose default is not None could never ask for it.
     """
 
     help: str
@@ -53,17 +56,27 @@ class Param:
     check: Check | None = None
     parse: Callable[[Any], Any] | None = None
     scope: str = "recipe"
+    none: str | None = None
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"Param scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.none is not None and self.none not in self.help:
+            raise ValueError(f"Param {self.help!r}: its help must say what the word {self.none!r} (None) means")
 
     def default(self, profile: str) -> Any:
         """The value used in ``profile`` when none is given."""
         return self.quick if profile == "quick" else self.paper
 
+    def shown(self, value: Any) -> Any:
+        """``value`` as a user would give it: the ``none`` word for None where the parameter has one."""
+        return self.none if value is None and self.none is not None else value
+
     def validate(self, name: str, value: Any) -> Any:
-        """``value`` parsed and checked; a ValueError names the parameter, the value and what was expected."""
+        """``value`` parsed and checked (the ``none`` word becomes None); a ValueError names the parameter, the value
+        and what was expected."""
+        if self.none is not None and value == self.none:
+            return None
         try:
             if self.parse is not None and value is not None:
                 value = self.parse(value)
@@ -74,7 +87,8 @@ class Param:
             if self.check is not None:
                 self.check(value)
         except (ValueError, TypeError) as err:
-            raise ValueError(f"invalid value {value!r} for parameter {name!r}: {err} ({self.help})") from None
+            also = f" or {self.none!r}" if self.none is not None else ""
+            raise ValueError(f"invalid value {value!r} for parameter {name!r}: {err}{also} ({self.help})") from None
         return value
 
 
@@ -352,7 +366,9 @@ def spec_help(spec: ChapterSpec) -> str:
     for name, param in spec.params.items():
         allowed = (", ".join(map(repr, param.choices)) if param.choices is not None else
                    getattr(param.check, "description", "") or getattr(param.parse, "description", ""))
-        lines.append(f"  {name}  [{param.scope}]  quick: {param.quick!r}  paper: {param.paper!r}"
-                     + (f"  allowed: {allowed}" if allowed else ""))
+        if param.none is not None:
+            allowed = f"{allowed} or {param.none!r}" if allowed else repr(param.none)
+        defaults = f"quick: {param.shown(param.quick)!r}  paper: {param.shown(param.paper)!r}"
+        lines.append(f"  {name}  [{param.scope}]  {defaults}" + (f"  allowed: {allowed}" if allowed else ""))
         lines.append(f"      {param.help}")
     return "\n".join(lines)

@@ -65,8 +65,8 @@ SPEC = ChapterSpec(
         "labelled_fraction": Param("labelled share of the training folds (class-balanced)", 0.1, 0.1,
                                    check=_fraction()),
         "epochs": Param("epochs of cosine annealing", 10, 35, check=integer(1, 10000)),
-        "steps_per_epoch": Param("optimiser steps per epoch; None: one pass over the unlabelled clips", 100, None,
-                                 check=integer(1, 1_000_000)),
+        "steps_per_epoch": Param("optimiser steps per epoch ('pass': one pass over the unlabelled clips)", 100, None,
+                                 check=integer(1, 1_000_000), none="pass"),
         "batch_size": Param("labelled clips per optimiser step (twice as many loaded with mixup)", 8, 32,
                             check=integer(1, 4096)),
         "mu": Param("unlabelled clips per labelled clip in a step (μ; quick: SSLH's 1)", 1, 7, check=integer(1, 64)),
@@ -83,8 +83,9 @@ SPEC = ChapterSpec(
                             1, 1, check=integer(1, 64)),
         "policies": Param("weak/strong views: 'rocling' (SpecAugment, study 000 Table 1) or 'sslh' (Cancès et "
                           "al.'s waveform occlusion + speed + cut-out)", "rocling", "rocling", choices=POLICIES),
-        "crop_seconds": Param("seconds of audio per training clip, a random crop (None: whole clips); "
-                              "validation and test read whole clips", 1.0, None, check=in_range(0.25, 60)),
+        "crop_seconds": Param("seconds of audio per training clip, a random crop ('whole': whole clips); "
+                              "validation and test read whole clips", 1.0, None, check=in_range(0.25, 60),
+                              none="whole"),
         "views_to_crop": Param("scale the SpecAugment stripes' time widths to the crop (crop / clip length), so that "
                                "they mask the share of a crop the study's stripes mask of a 4-s clip (no effect on "
                                "whole clips)", True, True, choices=(True, False)),

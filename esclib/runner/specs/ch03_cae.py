@@ -43,9 +43,9 @@ SPEC = ChapterSpec(
     params={
         "esc50_root": data_root_param("ESC-50"),
         "escus_root": data_root_param("ESC-US"),
-        "pool_size": Param("ESC-US clips for pre-training, the first of the study's file order (None: all; the study: "
-                           "50,000, its folders 01-05)",
-                           None, 50_000, check=integer(20), scope="input"),
+        "pool_size": Param("ESC-US clips for pre-training, the first of the study's file order ('all': every clip; "
+                           "the study: 50,000, its folders 01-05)",
+                           None, 50_000, check=integer(20), scope="input", none="all"),
         "arms": Param("arms: supervised (random init), cae-unpool / cae-upsample (CAE pre-training with unpooling "
                       "/ upsampling)", ",".join(ARMS), ",".join(ARMS), parse=parse_names(ARMS), scope="grid"),
         "batch_sizes": Param("batch sizes of the grid (pre-training and fine-tuning; Table 1 of the study)",

@@ -50,8 +50,7 @@ def folds_in_every_dataset(params: Mapping[str, Any]) -> None:
                              f"{name!r} (folds 1..{count}); run that dataset with fewer folds or 'all'")
 
 
-def _crop(value: Any) -> None:
-    in_range(0, 30, closed="right")(value)
+_crop = in_range(0, 30, closed="right")
 
 
 SPEC = ChapterSpec(
@@ -98,9 +97,9 @@ SPEC = ChapterSpec(
                          True, choices=(True, False)),
         "npid_epochs": Param("NPID pre-training epochs (the study: 200)", 6, 200, check=integer(1, 10000)),
         "npid_batch_size": Param("NPID batch size (the study: 64)", 16, 64, check=integer(1, 4096)),
-        "npid_crop_seconds": Param("length of NPID's training crops in s (None: whole clips, as ESResNet; a 2-s crop "
-                                   "gives views of one clip that share little in quick, see the chapter)", None, None,
-                                   check=_crop),
+        "npid_crop_seconds": Param("length of NPID's training crops in s ('whole': whole clips, as ESResNet; a 2-s "
+                                   "crop gives views of one clip that share little in quick, see the chapter)", None,
+                                   None, check=_crop, none="whole"),
         "low_dim": Param("NPID embedding size (the study: 128)", 128, 128, check=integer(2, 4096)),
         "nce_k": Param("NCE noise clips per instance (the study: 64; lemniscate: 4096; 0: full softmax)", 64, 64,
                        check=integer(0)),
@@ -117,8 +116,9 @@ SPEC = ChapterSpec(
         "finetune_epochs": Param("fine-tuning epochs (ESResNet: 300; the study's Fig. 4 shows the first ones)", 12, 300,
                                  check=integer(1, 10000)),
         "finetune_batch_size": Param("fine-tuning batch size (ESResNet: 16)", 16, 16, check=integer(1, 4096)),
-        "finetune_crop_seconds": Param("length of fine-tuning's training crops in s (None: whole clips, as "
-                                       "ESResNet; testing always sees whole clips)", 2.0, None, check=_crop),
+        "finetune_crop_seconds": Param("length of fine-tuning's training crops in s ('whole': whole clips, as "
+                                       "ESResNet; testing always sees whole clips)", 2.0, None, check=_crop,
+                                       none="whole"),
         "finetune_lr": Param("fine-tuning Adam learning rate (ESResNet: 2.5e-4)", 2.5e-4, 2.5e-4,
                              check=in_range(0, 1, closed="right")),
         "finetune_weight_decay": Param("fine-tuning weight decay (ESResNet: 5e-4)", 5e-4, 5e-4, check=in_range(0, 1)),
