@@ -97,3 +97,20 @@ def test_fit_rejects_ambiguous_arguments():
         fit(model, [], epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
     with pytest.raises(KeyError, match="val_acc"):
         EarlyStopping(monitor="val_acc", mode="max").update({"val_loss": 1.0})
+
+
+def test_the_same_checkpoint_saved_anywhere_has_the_same_bytes_and_digest(tmp_path):
+    from esclib.experiments.base import checkpoint_identity
+    from esclib.train.checkpoint import atomic_save, load_checkpoint
+
+    content = {"iteration": 3, "model": {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}}
+    first, second = tmp_path / "a" / "checkpoint.pth", tmp_path / "b" / "other.pth"
+    atomic_save(content, first)
+    atomic_save(content, second)
+    assert first.read_bytes() == second.read_bytes()
+    assert checkpoint_identity(first, "mini")["digest"] == checkpoint_identity(second, "mini")["digest"]
+    loaded = load_checkpoint(second)
+    assert loaded["iteration"] == 3 and torch.equal(loaded["model"]["w"], content["model"]["w"])
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pth"]  # no temporary file left
+    atomic_save({**content, "iteration": 4}, first)
+    assert first.read_bytes() != second.read_bytes()

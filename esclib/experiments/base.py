@@ -39,6 +39,7 @@ from esclib.data.splits import SplitRecord
 from esclib.digest import canonical, file_digest, seed_from
 from esclib.results.store import ResultsStore, Run
 from esclib.results.summary import Results
+from esclib.train.checkpoint import atomic_save
 from esclib.train.loop import History, fit
 
 
@@ -170,6 +171,13 @@ class RunContext:
         identity: ``cache_dir()/artifacts/<experiment>/<arm>-<id>/<name>`` (its folder is created)."""
         path = paths.cache_dir() / "artifacts" / self.run.experiment / f"{self.run.arm}-{self.run.id}" / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_artifact(self, name: str, obj: Any) -> Path:
+        """``obj`` (e.g. a state dict) written atomically to :meth:`artifact` ``name``
+        (:func:`esclib.train.checkpoint.atomic_save`: the same content gives the same bytes); returns the path."""
+        path = self.artifact(name)
+        atomic_save(obj, path)
         return path
 
 

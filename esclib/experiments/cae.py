@@ -222,7 +222,7 @@ class CAEPretraining(Experiment):
                           step_fn=reconstruction_step,
                           val_loader=feature_loader(x_val, batch_size=256), val_fn=reconstruction_loss,
                           early_stopping=EarlyStopping(recipe.patience, "val_loss", "min"))
-        torch.save(model.state_dict(), ctx.artifact("autoencoder.pt"))
+        ctx.save_artifact("autoencoder.pt", model.state_dict())
         test = reconstruction_loss(model, feature_loader(self.pool_inputs(recipe, "test"), batch_size=256),
                                    self.device)
         return {"val_mse": history.best("val_loss")["val_loss"], "test_mse": test["val_loss"],

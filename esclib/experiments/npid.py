@@ -250,7 +250,7 @@ class NPIDPretraining(_Datasets):
         whole = npid.loader(train, train=False, progress=False)
         random_neighbours = neighbour_agreement(model.network, whole, train, self.device)
         history = ctx.fit(model, loader, **kwargs)
-        torch.save(model.network.state_dict(), ctx.artifact("network.pt"))
+        ctx.save_artifact("network.pt", model.network.state_dict())
         last = history.epochs[-1]
         embedding, _ = embed(model.network, whole, self.device)  # one pass serves both diagnostics
         metrics: dict[str, Any] = {"n_train": len(train), "loss": last["loss"],

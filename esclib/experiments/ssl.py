@@ -268,8 +268,8 @@ class SSLPretraining(Experiment):
         seconds = time.perf_counter() - start
         ctx.histories.append(history)
         spectrogram = SpectrogramInput(recipe.size, views.input.mean, views.input.std)
-        torch.save({"method": method.state_dict(), "mean": spectrogram.mean, "std": spectrogram.std},
-                   ctx.artifact("method.pt"))
+        ctx.save_artifact("method.pt", {"method": method.state_dict(), "mean": spectrogram.mean,
+                                        "std": spectrogram.std})
         eval_loader = array_loader(split.train, self.clips, self.bank, train=False, batch_size=256)
         x, _ = embeddings(method.embed, spectrogram, eval_loader, device=ctx.device, progress=False)
         x0, _ = embeddings(self.method(arm, recipe).embed, spectrogram, eval_loader, device=ctx.device,

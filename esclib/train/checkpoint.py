@@ -11,13 +11,16 @@ import torch
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file. The same
+    ``obj`` gives the same bytes wherever it is saved (torch names a zip archive saved by path after the file, here
+    a random temporary name; written through a file object it is always ``archive``), so that a checkpoint's digest
+    (:func:`esclib.experiments.base.checkpoint_identity`) names its content, not the save."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(obj, file)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
