@@ -794,3 +794,78 @@ def test_cached_log_mels_serve_only_spectrogram_views():
         FixMatchStep(View(), View(wave=lambda w: w), 3, inputs="logmel")
     with pytest.raises(ValueError, match="inputs"):
         LabelledStep(View(), 3, inputs="spectrogram")
+
+
+# ---------------------------------------------------------------------------------------------------- the frozen probe
+def test_the_embeddings_are_the_pretrained_panns_own_of_whole_clips(experiment):
+    waves = torch.tensor(np.stack([sf.read(p, dtype="float32")[0] for p in experiment.clips.paths[:5]]))
+    base = experiment.pretrained
+    generator = torch.Generator().manual_seed(0)  # batch-norm statistics of a trained model, not the identity
+    for norm in (m for m in base.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.running_mean.normal_(0, 0.5, generator=generator)
+        norm.running_var.uniform_(0.5, 2.0, generator=generator)
+    base.train()  # embed() computes in eval semantics whatever the mode
+    expected = base.embed(waves).numpy()
+    assert experiment.embeddings.shape == (36, base.embedding_size)
+    assert np.allclose(experiment.embeddings[:5], expected, atol=1e-4)
+
+
+def test_the_frozen_probe_trains_on_every_training_clip_and_selects_on_the_validation_fold(experiment, monkeypatch):
+    import esclib.train.probe as probe_module
+    from esclib.experiments.fixmatch import PROBE_LABEL
+    from esclib.train.probe import ProbeResult
+
+    embeddings = np.arange(36, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)  # row i: clip i
+    experiment.__dict__["embeddings"] = embeddings
+    seen = []
+
+    def fake_probe(train_x, train_y, test_x, test_y, *, val, n_classes, seed, device):
+        seen.append((train_x[:, 0].astype(int), val[0][:, 0].astype(int), test_x[:, 0].astype(int), n_classes))
+        return ProbeResult({"accuracy": 0.5 + len(seen) / 10, "auc": 0.9, "macro_f1": 0.4}, 7)
+
+    monkeypatch.setattr(probe_module, "linear_probe", fake_probe)
+    results = experiment.frozen_probe([1, 3])
+    folds = {k: set(range(9 * (k - 1), 9 * k)) for k in range(1, 5)}
+    (train1, val1, test1, n1), (train3, val3, test3, _) = seen
+    assert set(test1) == folds[1] and set(val1) == folds[2] and n1 == 3
+    assert set(train1) == (folds[3] | folds[4]) - {20}  # every clip of the training folds but the test source's
+    assert set(test3) == folds[3] and set(val3) == folds[4] and set(train3) == (folds[1] | folds[2]) - {0}
+    assert [r["label"] for r in results] == [PROBE_LABEL] * 2 and [r["setting"]["fold"] for r in results] == [1, 3]
+    assert [r["metrics"]["accuracy"] for r in results] == [0.6, 0.7] and results[0]["metrics"]["best_epoch"] == 7
+
+
+def _probe(accuracies):
+    from esclib.experiments.fixmatch import PROBE_LABEL
+    from esclib.results.summary import Results
+
+    return Results({"arm": "probe-pann", "label": PROBE_LABEL, "setting": {"fold": fold},
+                    "metrics": {"accuracy": accuracy}} for fold, accuracy in enumerate(accuracies, start=1))
+
+
+@pytest.mark.parametrize("accuracies, verdict, reading", [
+    ((0.88, 0.79, 0.86), "inside the fold noise", "stands where the pre-training left it"),
+    ((0.70, 0.60, 0.75), "above zero on every resample of the folds", "adds to what the frozen embedding"),
+    ((0.95, 0.90, 0.95), "below zero on every resample of the folds", "held back by its training"),
+])
+def test_the_all_label_arm_is_paired_with_the_frozen_probe(chapter_runs, accuracies, verdict, reading):
+    from esclib.experiments import fixmatch as fm
+
+    numbers = fm.probe_numbers(chapter_runs, _probe(accuracies))
+    full = (0.90, 0.80, 0.85)  # the all-label runs of chapter_runs
+    assert numbers["acc_probe"] == pytest.approx(np.mean(accuracies))
+    assert numbers["ceiling"] == pytest.approx(np.mean(np.subtract(full, accuracies)))
+    assert numbers["ceiling_folds"] == 3 and numbers["ceiling_verdict"] == verdict
+    assert numbers["ceiling_higher"] == sum(f > a for f, a in zip(full, accuracies))
+    sentence = numbers["probe_sentence"]
+    assert reading in sentence and f"{numbers['ceiling']:+.3f}" in sentence and "reaches 0.850" in sentence
+    assert f"reaches {numbers['acc_probe']:.3f}" in sentence
+
+
+def test_without_the_all_label_arm_the_probe_has_nothing_to_pair_with(chapter_runs):
+    from esclib.experiments import fixmatch as fm
+    from esclib.results.summary import Results
+
+    without = Results(r for r in chapter_runs if "100%" not in r["label"])
+    numbers = fm.probe_numbers(without, _probe((0.8, 0.8, 0.8)))
+    assert numbers["ceiling_verdict"] == "not run" and "nothing to compare" in numbers["probe_sentence"]
+    assert set(numbers) == set(fm.probe_numbers(chapter_runs, _probe((0.8, 0.8, 0.8))))

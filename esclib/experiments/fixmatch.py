@@ -18,6 +18,8 @@ Notebook: 02_fixmatch. What the chapter runs, on the foundation of :mod:`esclib.
    :class:`FixMatchRecipe`, picks its model by the recipe's ``selection`` rule and tests it (accuracy, macro
    one-vs-rest AUC-ROC), and tests the final epoch's weights too (``last_accuracy``, ``last_auc``). The fully
    supervised upper bound is ``supervised-pann`` with ``labelled_fraction=1.0``.
+4. :meth:`FixMatchExperiment.frozen_probe` puts that upper bound beside what the pretrained embedding separates
+   without fine-tuning (a linear probe of the frozen PANN on every label; :func:`probe_numbers`).
 
 Model selection (issue "methods as published"; Oliver et al. 2018): ``validation-fold`` picks the epoch with the
 best accuracy on the labelled validation fold k+1 -- the study's 1:1:8, which at 10 % labels holds more labels than
@@ -34,6 +36,7 @@ PASS_STRUCTURES`): ``joint`` (Sohn et al.'s reference, the default) or ``separat
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -58,7 +61,7 @@ from esclib.models.transfer import TransferModel
 from esclib.results.summary import Results
 from esclib.train import EarlyStopping, evaluate, load_checkpoint, predict
 from esclib.train.fixmatch import (PASS_STRUCTURES, Classifier, CycledLoader, FixMatchStep, LabelledStep,
-                                   PairedLoader, View, epoch_diagnostics)
+                                   PairedLoader, View, epoch_diagnostics, model_parts)
 from esclib.train.optim import OPTIMIZERS, cosine_schedule, make_optimizer
 
 EXPERIMENT = "fixmatch"
@@ -75,6 +78,8 @@ ABLATIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
+#: the label of the all-label reference that fine-tunes nothing (:meth:`FixMatchExperiment.frozen_probe`)
+PROBE_LABEL = "linear probe on the frozen PANN (100% labels)"
 #: mixup α of the labelled batch (the PANN recipe; study 000 keeps mixup inside FixMatch)
 MIXUP_ALPHA = 1.0
 #: seconds per frame of the views' time widths in study 000's Table 1: Cnn14_16k's hop, 160 samples at 16 kHz
@@ -490,6 +495,46 @@ class FixMatchExperiment(Experiment):
         metrics = classification_metrics(targets, scores, self.clips.num_classes)
         return {key: metrics[key] for key in ("accuracy", "auc", "macro_f1", "confusion")}
 
+    # ------------------------------------------------------------------------------------------------ reference
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        """The pretrained PANN's embedding of every whole clip, ``(clips, embedding_size)``, as the PANN computes it
+        in eval mode (no dropout, batch-norm running statistics, no augmentation), from :attr:`logmels`."""
+        base = copy.deepcopy(self.pretrained).to(self.device).eval()
+        base.spec_augment = False
+        parts = model_parts(base, "logmel")
+        batches = []
+        with torch.no_grad():
+            for start in range(0, len(self.clips), self.eval_batch_size):
+                logmel = torch.from_numpy(np.array(self.logmels[start:start + self.eval_batch_size])).to(self.device)
+                batches.append(base.forward_logmel(parts.bn0(parts.frontend(logmel)))["embedding"].cpu().numpy())
+        return np.concatenate(batches)
+
+    def frozen_probe(self, folds: Sequence[int]) -> Results:
+        """Per test fold, what the pretrained embedding separates without any fine-tuning: a linear probe
+        (:func:`esclib.train.probe.linear_probe`) of :attr:`embeddings`, trained on every clip of the training folds
+        (the all-label arm's clips), its epoch picked on the validation fold, tested on the test fold. Result-like
+        dicts labelled :data:`PROBE_LABEL`, to pair with the runs (:meth:`Results.paired`); seconds to compute on
+        the cached log-mels, so they are not stored.
+
+        Notebook: 02_fixmatch.
+        """
+        from esclib.train.probe import linear_probe
+
+        rows = []
+        for fold in folds:
+            split = self.fold(fold, 1.0).split
+            x = {name: self.embeddings[self.rows(part)] for name, part in
+                 (("train", split.train), ("val", split.val), ("test", split.test))}
+            probe = linear_probe(x["train"], clip_targets(split.train), x["test"], clip_targets(split.test),
+                                 val=(x["val"], clip_targets(split.val)), n_classes=self.clips.num_classes,
+                                 seed=self.seed, device=self.device)
+            rows.append({"arm": "probe-pann", "label": PROBE_LABEL,
+                         "setting": {"dataset": self.clips.name, "fold": int(fold), "labelled_fraction": 1.0},
+                         "metrics": {key: probe.metrics[key] for key in ("accuracy", "auc", "macro_f1")}
+                         | {"best_epoch": probe.best_epoch, "n_labelled": len(split.train), "n_test": len(split.test)}})
+        return Results(rows)
+
     def run_plan(self, plan: Sequence[tuple[str, FixMatchRecipe]], folds: Sequence[int]) -> Results:
         """Every (fold, arm, recipe) run of ``plan`` (from :func:`chapter_plan`; its first recipe is the main one,
         the others are labelled by how they differ from it, in ``result["label"]``); finished runs are reused."""
@@ -859,6 +904,51 @@ def _strong_views(result: dict, recipe: FixMatchRecipe) -> float:
     return steps * recipe.mu * micro / n_unlabelled if n_unlabelled else float("nan")
 
 
+def _paired_numbers(results: Results, name: str, a: str, b: str, metric: str = "accuracy") -> dict[str, Any]:
+    """``name`` (``b - a`` of ``metric``, paired by fold) and ``name_low`` / ``_high`` (its interval), ``_higher``
+    (folds where ``b`` is higher), ``_folds`` and ``_verdict`` (in words); NaN, 0 and "not run" when either label
+    is absent."""
+    present = {r.get("label", r["arm"]) for r in results}
+    if a not in present or b not in present:
+        return {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan"), f"{name}_higher": 0,
+                f"{name}_folds": 0, f"{name}_verdict": "not run"}
+    diff = results.paired(a, b, metric)
+    return {name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high, f"{name}_higher": diff.favour_b,
+            f"{name}_folds": len(diff.per_fold),
+            f"{name}_verdict": ("inside the fold noise" if diff.inside_noise else
+                                "above zero on every resample of the folds" if diff.low > 0 else
+                                "below zero on every resample of the folds")}
+
+
+def probe_numbers(results: Results, probe: Results) -> dict[str, Any]:
+    """What chapter 02 says about the all-label arm beside :meth:`FixMatchExperiment.frozen_probe`: ``acc_probe``
+    (mean over folds), ``ceiling`` (all-label fine-tuning − probe, paired by fold, with the keys of
+    :func:`_paired_numbers`) and ``probe_sentence``, the comparison and its reading in words.
+
+    Notebook: 02_fixmatch.
+    """
+    full = label_of("supervised-pann", "100% labels")
+    accuracies = [r["metrics"]["accuracy"] for r in probe]
+    numbers = {"acc_probe": float(np.mean(accuracies)) if accuracies else float("nan"),
+               **_paired_numbers(Results([*results, *probe]), "ceiling", PROBE_LABEL, full)}
+    if not numbers["ceiling_folds"]:
+        return numbers | {"probe_sentence": "The all-label arm or the probe did not run here (parameter "
+                                            "`upper_bound`), so there is nothing to compare."}
+    tuned = float(np.mean([r["metrics"]["accuracy"] for r in results if r.get("label") == full]))
+    reading = (" Fine-tuning adds nothing the folds can tell apart from what the pretrained embedding already "
+               "separates: the all-label arm stands where the pre-training left it." if
+               numbers["ceiling_verdict"] == "inside the fold noise" else
+               " Fine-tuning adds to what the frozen embedding separates." if numbers["ceiling_low"] > 0 else
+               " Fine-tuning ends below its own frozen embedding: the all-label arm is held back by its training "
+               "(its budget or recipe), not by the pre-training.")
+    return numbers | {"probe_sentence": (
+        f"With every label, fine-tuning the whole PANN reaches {tuned:.3f}; a linear classifier on its frozen "
+        f"embedding, trained on the same clips and selected on the same validation fold, reaches "
+        f"{numbers['acc_probe']:.3f}. Fine-tuning − probe, paired by fold: {numbers['ceiling']:+.3f} (95 % "
+        f"interval {numbers['ceiling_low']:+.3f} to {numbers['ceiling_high']:+.3f}; fine-tuning higher on "
+        f"{numbers['ceiling_higher']} of {numbers['ceiling_folds']} folds), {numbers['ceiling_verdict']}." + reading)}
+
+
 def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
     """The numbers chapter 02's prose quotes (glued with myst-nb), from its runs; NaN (or "not run") for what the
     chosen arms did not run. Keys: ``acc_<arm>`` / ``auc_<arm>`` (mean over folds) for ``sup`` (supervised-pann
@@ -886,18 +976,8 @@ def chapter_numbers(results: Results, recipe: FixMatchRecipe) -> dict[str, Any]:
                    "passes": ("fm", "fm_other", "accuracy"), "gain_budgeted": ("sup_budgeted", "fm_budgeted",
                                                                              "accuracy"),
                    "gain_last": ("sup", "fm", "last_accuracy")}
-    present = {r.get("label", r["arm"]) for r in results}
     for name, (a, b, metric) in comparisons.items():
-        if labels[a] in present and labels[b] in present:
-            diff = results.paired(labels[a], labels[b], metric)
-            numbers |= {name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high,
-                        f"{name}_higher": diff.favour_b, f"{name}_folds": len(diff.per_fold),
-                        f"{name}_verdict": ("inside the fold noise" if diff.inside_noise else
-                                            "above zero on every resample of the folds" if diff.low > 0 else
-                                            "below zero on every resample of the folds")}
-        else:
-            numbers |= {name: float("nan"), f"{name}_low": float("nan"), f"{name}_high": float("nan"),
-                        f"{name}_higher": 0, f"{name}_folds": 0, f"{name}_verdict": "not run"}
+        numbers |= _paired_numbers(results, name, labels[a], labels[b], metric)
     numbers["budgeted_sentence"] = (
         f"When the selection labels come out of the budget, supervised reaches {numbers['acc_sup_budgeted']:.3f} and "
         f"FixMatch {numbers['acc_fm_budgeted']:.3f}; paired, FixMatch − supervised is "
