@@ -124,7 +124,9 @@ SPEC = ChapterSpec(
                            "share of the run's own labels)", "last", "last", choices=SELECTIONS),
         "few_shot_per_class": Param("labelled clips per class of the few-shot curve (Fig. 5 of the study)",
                                     "2,8", "1,2,5,10,20", parse=parse_counts, scope="grid"),
-        "few_shot_folds": Param("test folds of the few-shot runs", "1-3", "all", parse=parse_folds, scope="grid"),
+        "few_shot_folds": Param("test folds of the few-shot runs and the selection table (quick: two, which keeps "
+                                "the book within 20 minutes on 2 cores)", "1-2", "all", parse=parse_folds,
+                                scope="grid"),
         "selection_per_class": Param("labelled clips per class of the table comparing the three selections", 2, 2,
                                      check=integer(1, 10000), scope="grid"),
         "selection_strategies": Param("strategies of the table comparing the three selections (quick: the two "
