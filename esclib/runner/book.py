@@ -30,7 +30,7 @@ from esclib.runner.chapter import available_cores
 from esclib.runner.editions import (EDITIONS, edition_html, finish_student_edition, jupyter_book_args,
                                     launch_problems)
 from esclib.runner.execute import CHAPTERS_DIR, Execution, execute, executed_ok
-from esclib.runner.spec import PROFILES, ChapterSpec, Param, resolve
+from esclib.runner.spec import PROFILES, ChapterSpec, resolve
 from esclib.runner.specs import get_spec
 
 #: the generated page listing every chapter's parameters, relative to the repository root
@@ -64,16 +64,6 @@ def toc_chapters(toc: Path) -> list[str]:
 
 def _literal(value: Any) -> str:
     return "`None`" if value is None else f"`{value!r}`"
-
-
-def _allowed(param: Param) -> str:
-    if param.choices is not None:
-        allowed = ", ".join(f"`{c}`" for c in param.choices)
-    else:
-        allowed = getattr(param.check, "description", "") or getattr(param.parse, "description", "")
-    if param.none is not None:
-        allowed = f"{allowed} or `{param.none}`" if allowed else f"`{param.none}`"
-    return allowed
 
 
 def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
@@ -112,7 +102,7 @@ def parameters_markdown(specs: list[tuple[str, ChapterSpec | None]]) -> str:
             meaning = param.help.replace("|", "\\|")
             lines.append(f"| `{name}` | {param.scope} | {_literal(param.shown(param.quick))} | "
                          f"{_literal(param.shown(param.paper))} | "
-                         f"{_allowed(param)} | {meaning} |")
+                         f"{param.allowed(lambda value: f'`{value}`')} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 

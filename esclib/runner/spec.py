@@ -72,6 +72,17 @@ class Param:
         """``value`` as a user would give it: the ``none`` word for None where the parameter has one."""
         return self.none if value is None and self.none is not None else value
 
+    def allowed(self, show: Callable[[Any], str] = repr) -> str:
+        """The values the parameter accepts, in words: its choices (each through ``show``), else its check's or
+        parser's ``description``; then its ``none`` word (through ``show``). Empty when none of them says."""
+        if self.choices is not None:
+            text = ", ".join(show(choice) for choice in self.choices)
+        else:
+            text = getattr(self.check, "description", "") or getattr(self.parse, "description", "")
+        if self.none is not None:
+            text = f"{text} or {show(self.none)}" if text else show(self.none)
+        return text
+
     def validate(self, name: str, value: Any) -> Any:
         """``value`` parsed and checked (the ``none`` word becomes None); a ValueError names the parameter, the value
         and what was expected."""
@@ -364,10 +375,7 @@ def spec_help(spec: ChapterSpec) -> str:
     allowed values and meaning."""
     lines = [f"parameters of {spec.notebook} ({spec.title}); set with -p NAME VALUE:"]
     for name, param in spec.params.items():
-        allowed = (", ".join(map(repr, param.choices)) if param.choices is not None else
-                   getattr(param.check, "description", "") or getattr(param.parse, "description", ""))
-        if param.none is not None:
-            allowed = f"{allowed} or {param.none!r}" if allowed else repr(param.none)
+        allowed = param.allowed(repr)
         defaults = f"quick: {param.shown(param.quick)!r}  paper: {param.shown(param.paper)!r}"
         lines.append(f"  {name}  [{param.scope}]  {defaults}" + (f"  allowed: {allowed}" if allowed else ""))
         lines.append(f"      {param.help}")
