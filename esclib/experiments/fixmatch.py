@@ -36,7 +36,6 @@ PASS_STRUCTURES`): ``joint`` (Sohn et al.'s reference, the default) or ``separat
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -61,7 +60,7 @@ from esclib.models.transfer import TransferModel
 from esclib.results.summary import Results
 from esclib.train import EarlyStopping, evaluate, load_checkpoint, predict
 from esclib.train.fixmatch import (PASS_STRUCTURES, Classifier, CycledLoader, FixMatchStep, LabelledStep,
-                                   PairedLoader, View, epoch_diagnostics, model_parts)
+                                   PairedLoader, View, epoch_diagnostics)
 from esclib.train.optim import OPTIMIZERS, cosine_schedule, make_optimizer
 
 EXPERIMENT = "fixmatch"
@@ -321,6 +320,11 @@ class FixMatchExperiment(Experiment):
                  "test": data.split.test}
         return Split(parts, "official", int(fold))
 
+    @property
+    def clip_samples(self) -> int:
+        """Samples of a whole clip at the PANN's rate (what the caches read)."""
+        return round(self.clips.clip_seconds * self.sample_rate)
+
     def frames(self, seconds: float | None = None) -> int:
         """Log-mel frames of ``seconds`` of audio (default: a whole clip): the frontend's centred STFT gives
         ``samples // hop + 1``."""
@@ -346,7 +350,7 @@ class FixMatchExperiment(Experiment):
         config = {"feature": "PANN frontend log-mel, dB before bn0", "frontend": repr(frontend.frontend),
                   "filters": filters}
         return cached_features(self.clips, self.logmel, sample_rate=self.sample_rate,
-                               samples=round(self.clips.clip_seconds * self.sample_rate),
+                               samples=self.clip_samples,
                                shape=(frontend.frontend.mel_bins, self.frames()), config=config,
                                name="pann-logmels", progress=self.progress)
 
@@ -498,24 +502,19 @@ class FixMatchExperiment(Experiment):
     # ------------------------------------------------------------------------------------------------ reference
     @cached_property
     def embeddings(self) -> np.ndarray:
-        """The pretrained PANN's embedding of every whole clip, ``(clips, embedding_size)``, as the PANN computes it
-        in eval mode (no dropout, batch-norm running statistics, no augmentation), from :attr:`logmels`."""
-        base = copy.deepcopy(self.pretrained).to(self.device).eval()
-        base.spec_augment = False
-        parts = model_parts(base, "logmel")
-        batches = []
-        with torch.no_grad():
-            for start in range(0, len(self.clips), self.eval_batch_size):
-                logmel = torch.from_numpy(np.array(self.logmels[start:start + self.eval_batch_size])).to(self.device)
-                batches.append(base.forward_logmel(parts.bn0(parts.frontend(logmel)))["embedding"].cpu().numpy())
-        return np.concatenate(batches)
+        """The pretrained PANN's embedding of every whole clip, ``(clips, embedding_size)``, in eval mode, cached on
+        disk as chapter 01's (:func:`esclib.experiments.pann_transfer.pann_embeddings`)."""
+        from esclib.experiments.pann_transfer import pann_embeddings
+
+        return pann_embeddings(self.pretrained, self.checkpoint, self.clips, samples=self.clip_samples,
+                               device=self.device, progress=self.progress)
 
     def frozen_probe(self, folds: Sequence[int]) -> Results:
         """Per test fold, what the pretrained embedding separates without any fine-tuning: a linear probe
         (:func:`esclib.train.probe.linear_probe`) of :attr:`embeddings`, trained on every clip of the training folds
         (the all-label arm's clips), its epoch picked on the validation fold, tested on the test fold. Result-like
         dicts labelled :data:`PROBE_LABEL`, to pair with the runs (:meth:`Results.paired`); seconds to compute on
-        the cached log-mels, so they are not stored.
+        the cached embeddings, so they are not stored.
 
         Notebook: 02_fixmatch.
         """

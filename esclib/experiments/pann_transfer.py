@@ -220,13 +220,8 @@ class TransferExperiment(Experiment):
         every whole clip, ``(clips, embedding_size)`` float32: a read-only memmap computed once and cached on disk,
         keyed by the dataset's files, the rate, the length, the checkpoint's bytes, the architecture and the model
         code."""
-        base = copy.deepcopy(self.pretrained).to(self.device).eval()
-        config = {"feature": "PANN embedding, eval mode, whole clip", "checkpoint": file_digest(self.checkpoint),
-                  "arch": type(base).__name__, "code": _source_digest(*_MODEL_CODE)}
-        return cached_features(self.clips, lambda wave: base.embed(wave.to(self.device)).float().cpu(),
-                               sample_rate=self.sample_rate, samples=self.clip_samples,
-                               shape=(base.embedding_size,), config=config, name="pann-embeddings",
-                               progress=self.progress)
+        return pann_embeddings(self.pretrained, self.checkpoint, self.clips, samples=self.clip_samples,
+                               device=self.device, progress=self.progress)
 
     def waveform(self, row: int) -> np.ndarray:
         """Clip ``row`` of :attr:`clips`, mono at the PANN's rate, whole (for listening and the tagging demo)."""
@@ -556,6 +551,23 @@ def top_tags(model: PannModel, wave: np.ndarray, top: int = 5) -> pd.DataFrame:
     order = torch.argsort(scores.float().cpu(), descending=True)[:top].tolist()
     labels = model.labels or [f"class {i}" for i in range(model.classes_num)]
     return pd.DataFrame({"label": [labels[i] for i in order], "probability": [float(scores[i]) for i in order]})
+
+
+def pann_embeddings(pretrained: PannModel, checkpoint: str | Path, clips: ClipSet, *, samples: int,
+                    device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+    """The embedding of ``pretrained`` (loaded from ``checkpoint``; eval mode: no dropout, no SpecAugment, batch-norm
+    running statistics) of every whole clip of ``clips`` (``samples`` long at the PANN's rate), ``(clips,
+    embedding_size)`` float32: a read-only memmap computed once and cached on disk, keyed by the dataset's files,
+    the rate, the length, the checkpoint's bytes, the architecture and the model code.
+
+    Notebooks: 01_pann_transfer (the frozen strategies), 02_fixmatch (the frozen probe).
+    """
+    base = copy.deepcopy(pretrained).to(device).eval()
+    config = {"feature": "PANN embedding, eval mode, whole clip", "checkpoint": file_digest(checkpoint),
+              "arch": type(base).__name__, "code": _source_digest(*_MODEL_CODE)}
+    return cached_features(clips, lambda wave: base.embed(wave.to(device)).float().cpu(),
+                           sample_rate=base.frontend.sample_rate, samples=samples, shape=(base.embedding_size,),
+                           config=config, name="pann-embeddings", progress=progress)
 
 
 # ------------------------------------------------------------------------------------------ what the run shows
