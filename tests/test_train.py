@@ -114,3 +114,34 @@ def test_the_same_checkpoint_saved_anywhere_has_the_same_bytes_and_digest(tmp_pa
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pth"]  # no temporary file left
     atomic_save({**content, "iteration": 4}, first)
     assert first.read_bytes() != second.read_bytes()
+
+
+def test_a_save_that_cannot_be_written_names_its_file_and_leaves_no_file(tmp_path, monkeypatch):
+    """A write that fails (here the process's file size limit; on CI a full disk, which torch alone reports as
+    'unexpected pos') raises an OSError naming the checkpoint, and neither the checkpoint nor a temporary file is
+    left; a disk with less room than the tensors need is refused before anything is written."""
+    import resource
+    import shutil
+    import signal
+
+    from esclib.train.checkpoint import atomic_save, tensor_bytes
+
+    content = {"model": {"w": torch.zeros(1 << 20), "view": None}, "optimizer": [torch.ones(3)]}
+    content["model"]["view"] = content["model"]["w"][:10]  # shares w's storage: counted once
+    assert tensor_bytes(content) == 4 * (1 << 20) + 4 * 3
+    path = tmp_path / "run.pt"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        with pytest.raises(OSError, match=f"cannot save {path}: File too large"):
+            atomic_save(content, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10 << 30, 10 << 30, 1 << 20))
+    with pytest.raises(OSError, match=rf"cannot save {path}: it needs about 4 MiB and its disk has 1 MiB free"):
+        atomic_save(content, path)
+    assert list(tmp_path.iterdir()) == []
