@@ -126,7 +126,8 @@ def test_a_save_that_cannot_be_written_names_its_file_and_leaves_no_file(tmp_pat
 
     from esclib.train.checkpoint import atomic_save, tensor_bytes
 
-    content = {"model": {"w": torch.zeros(1 << 20), "view": None}, "optimizer": [torch.ones(3)]}
+    content = {"model": {"w": torch.zeros(1 << 20), "view": None},
+               "optimizer": [torch.ones(3), (torch.ones(2).to_sparse(),)]}  # a sparse tensor is not counted
     content["model"]["view"] = content["model"]["w"][:10]  # shares w's storage: counted once
     assert tensor_bytes(content) == 4 * (1 << 20) + 4 * 3
     path = tmp_path / "run.pt"

@@ -46,12 +46,12 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
 
 def tensor_bytes(obj: Any) -> int:
-    """Bytes of the tensors' storages in ``obj`` (nested dicts, lists and tuples), each storage counted once: about
-    the size of ``torch.save(obj)``, whose zip archive stores them uncompressed."""
+    """Bytes of the dense tensors' storages in ``obj`` (nested dicts, lists and tuples), each storage counted once:
+    about the size of ``torch.save(obj)``, whose zip archive stores them uncompressed (sparse tensors not counted)."""
     storages: dict[tuple[str, int], int] = {}
 
     def visit(item: Any) -> None:
-        if isinstance(item, torch.Tensor):
+        if isinstance(item, torch.Tensor) and item.layout == torch.strided:
             storage = item.untyped_storage()
             storages[(str(item.device), storage.data_ptr())] = storage.nbytes()
         elif isinstance(item, dict):
